@@ -1,0 +1,183 @@
+//! The command line, as clap derive structs. Global flags are shared by every command
+//! and each has an environment variable, so a deployment sets them once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// dhub: a de-identified health data hub.
+///
+/// Data managers ingest raw extracts into pseudonymised, versioned research tables;
+/// approved researchers query them under disclosure control; partners receive approved
+/// extracts keyed to their project alone.
+#[derive(Debug, Parser)]
+#[command(name = "dhub", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Flags every command shares.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Research store URL (file://, memory://, s3://, az://, gs://).
+    #[arg(
+        long,
+        global = true,
+        env = "DHUB_STORE",
+        default_value = "file://./dhub-data/store"
+    )]
+    pub store: String,
+
+    /// Master key file (one line of 64 hex characters, mode 0600).
+    #[arg(
+        long = "key",
+        global = true,
+        env = "DHUB_KEY_FILE",
+        default_value = "./dhub-keys/master.key"
+    )]
+    pub key: PathBuf,
+
+    /// Governance store (SQLite file).
+    #[arg(
+        long,
+        global = true,
+        env = "DHUB_GOVERN",
+        default_value = "./dhub-data/govern.db"
+    )]
+    pub govern: PathBuf,
+
+    /// More log output on stderr (-v info, -vv debug); DHUB_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a key, a synthetic sample and a first look at pseudonyms, and say what next.
+    Quickstart(QuickstartArgs),
+    /// Master key management.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Print the pseudonym of each value (arguments, or stdin one per line).
+    Pseudonym(PseudonymArgs),
+    /// Generate synthetic raw extracts (Synthea v3 CSV or the UK shared-care format).
+    Synth(SynthArgs),
+    /// Run an ingest pipeline: raw extracts in, de-identified Delta tables out.
+    Ingest(IngestArgs),
+    /// Named, immutable releases (table -> Delta version) of the research store.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+}
+
+/// `dhub ingest …`
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The pipeline spec (TOML), e.g. pipelines/synthea.toml.
+    pub pipeline: PathBuf,
+    /// Directory or object-store URL holding the spec's source files.
+    #[arg(long, default_value = ".")]
+    pub source: String,
+    /// Quarantine area for rows that fail (identifiable: never inside the store).
+    #[arg(
+        long,
+        env = "DHUB_QUARANTINE",
+        default_value = "file://./dhub-data/quarantine"
+    )]
+    pub quarantine: String,
+    /// National data opt-out list: one id per line (NHS number or source person id).
+    #[arg(long)]
+    pub opt_out: Option<PathBuf>,
+    /// Write the run report (JSON) here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Roll Parquet data files at this many MiB.
+    #[arg(long, default_value_t = 128)]
+    pub target_file_mib: u64,
+}
+
+/// `dhub release …`
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Record the newest version of every table as release NAME (never overwritten).
+    Create {
+        /// Release name: 1-64 of a-z 0-9 _ - (e.g. 2026-q4).
+        name: String,
+    },
+    /// List the releases, oldest first.
+    List,
+    /// Print a release document (JSON).
+    Show {
+        /// Release name.
+        name: String,
+    },
+}
+
+/// `dhub keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a new master key file (mode 0600); never overwrites an existing one.
+    Generate {
+        /// Where to write the key (default: the --key path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the key id of the --key file.
+    Id,
+}
+
+/// `dhub pseudonym …`
+#[derive(Debug, Args)]
+pub struct PseudonymArgs {
+    /// Entity whose pseudonym key to use (person, encounter, provider, …).
+    #[arg(long)]
+    pub entity: String,
+
+    /// How values are normalised before hashing: text (trim), uuid (trim,
+    /// lower-case, checked) or nhs-number (trim, drop spaces and hyphens, modulus 11).
+    #[arg(long, default_value = "text")]
+    pub format: String,
+
+    /// Values to pseudonymise. Prefer stdin for real identifiers: command-line
+    /// arguments are visible to other users in the process list.
+    pub values: Vec<String>,
+}
+
+/// `dhub synth …`
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output format: synthea (Synthea v3 CSV, 18 tables) or uk (UK shared care record).
+    #[arg(long, default_value = "synthea")]
+    pub format: String,
+    /// Number of patients.
+    #[arg(long, default_value_t = 1000)]
+    pub patients: u64,
+    /// Random seed: the same format, patients and seed give byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output directory (created; must be empty if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Share of rows to corrupt realistically (0 to 0.5); ground truth in _defects.csv.
+    #[arg(long, default_value_t = 0.0)]
+    pub defects: f64,
+    /// Write gzip-compressed files (NAME.csv.gz).
+    #[arg(long)]
+    pub gzip: bool,
+}
+
+/// `dhub quickstart`
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Patients in the synthetic sample.
+    #[arg(long, default_value_t = 1000)]
+    pub patients: u64,
+    /// Directory for the raw synthetic sample.
+    #[arg(long, default_value = "./dhub-data/raw/synthea")]
+    pub raw: PathBuf,
+}

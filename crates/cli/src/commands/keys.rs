@@ -1,0 +1,41 @@
+//! `dhub keys generate` and `dhub keys id`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use dhub_deid::MasterKey;
+
+use crate::args::{Global, KeysCommand};
+
+pub fn run(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Generate { out } => {
+            let path = out.as_deref().unwrap_or(&global.key);
+            let id = generate(path)?;
+            println!("created master key {id} at {}", path.display());
+            eprintln!(
+                "Keep this file outside the research store, readable by the data manager alone (mode 0600),\n\
+                 and back it up offline: without it no pseudonym can be reproduced."
+            );
+            Ok(())
+        }
+        KeysCommand::Id => {
+            let key = load(&global.key)?;
+            println!("{}", key.key_id());
+            Ok(())
+        }
+    }
+}
+
+/// Creates a new key file at `path` and returns its key id.
+pub fn generate(path: &Path) -> anyhow::Result<dhub_deid::KeyId> {
+    let key = MasterKey::generate().context("generating a master key")?;
+    key.save_new(path)?;
+    tracing::info!(key_id = %key.key_id(), path = %path.display(), "master key created");
+    Ok(key.key_id())
+}
+
+/// Loads the master key named by --key / DHUB_KEY_FILE.
+pub fn load(path: &Path) -> anyhow::Result<MasterKey> {
+    Ok(MasterKey::load(path)?)
+}

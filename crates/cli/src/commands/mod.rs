@@ -1,0 +1,31 @@
+//! One module per command; each turns parsed arguments into library calls.
+
+mod ingest;
+mod keys;
+mod pseudonym;
+mod quickstart;
+mod release;
+mod synth;
+
+use crate::args::{Cli, Command};
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Quickstart(args) => quickstart::run(&cli.global, &args),
+        Command::Keys(cmd) => keys::run(&cli.global, cmd),
+        Command::Pseudonym(args) => pseudonym::run(&cli.global, &args),
+        Command::Synth(args) => synth::run(&args).map(|_| ()),
+        Command::Ingest(args) => ingest::run(&cli.global, &args).map(|_| ()),
+        Command::Release(cmd) => release::run(&cli.global, cmd),
+    }
+}
+
+/// A Tokio runtime for commands that talk to object storage.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

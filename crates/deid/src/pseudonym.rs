@@ -1,0 +1,334 @@
+//! Keyed pseudonyms (DESIGN.md): the first 16 bytes of
+//! `HMAC-SHA256(K("pseudonym:<entity>"), normalised value)`, as 32 lowercase hex characters.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::{Array, ArrayRef, StringArray};
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use ring::hmac;
+
+use crate::error::{Reason, RuleError};
+use crate::key::{DomainKey, MasterKey, hex_into};
+use crate::nhs;
+use crate::rules::{RowFailure, RuleOutput, visit_strings};
+
+/// A memo for [`Pseudonymiser::pseudonymise_with`]: given a raw value and a way to
+/// compute its result, returns the result (remembered or computed).
+pub type Memo<'a> = &'a mut dyn FnMut(
+    &[u8],
+    &mut dyn FnMut() -> Result<Option<[u8; PSEUDONYM_LEN]>, Reason>,
+) -> Result<Option<[u8; PSEUDONYM_LEN]>, Reason>;
+
+/// Length of a pseudonym in characters.
+pub const PSEUDONYM_LEN: usize = 32;
+
+/// How a source identifier is normalised before it is hashed. The same value must
+/// normalise the same way in every table and every run, so joins keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IdFormat {
+    /// Surrounding white space trimmed; nothing else changes.
+    #[default]
+    Text,
+    /// A UUID (8-4-4-4-12 hex digits), trimmed and lower-cased; anything else is refused.
+    Uuid,
+    /// An NHS number: trimmed, inner spaces and hyphens removed, modulus-11 checked.
+    NhsNumber,
+}
+
+impl std::str::FromStr for IdFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "uuid" => Ok(Self::Uuid),
+            "nhs_number" | "nhs-number" | "nhs" => Ok(Self::NhsNumber),
+            other => Err(format!(
+                "unknown identifier format `{other}`; use text, uuid or nhs_number"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for IdFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Uuid => "uuid",
+            Self::NhsNumber => "nhs_number",
+        })
+    }
+}
+
+/// Lower-cases a hex digit; everything else maps to 0x80 (invalid).
+const HEX_LOWER: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = match b {
+            b'0'..=b'9' | b'a'..=b'f' => b,
+            b'A'..=b'F' => b + 32,
+            _ => 0x80,
+        };
+        c += 1;
+    }
+    t
+};
+
+/// Scratch space for one normalised value: lives on the stack, so normalising does not
+/// allocate. Text values are borrowed, not copied.
+struct Normalised {
+    buf: [u8; 36],
+}
+
+impl Normalised {
+    fn new() -> Self {
+        Self { buf: [0; 36] }
+    }
+
+    /// The normalised bytes of `raw`, or `None` for a blank value (treated as null).
+    #[inline]
+    fn apply<'a>(&'a mut self, raw: &'a str, format: IdFormat) -> Result<Option<&'a [u8]>, Reason> {
+        // Fast path: most identifiers start and end with a visible ASCII character.
+        let t = match raw.as_bytes() {
+            [f, .., l] if (0x21..0x7f).contains(f) && (0x21..0x7f).contains(l) => raw,
+            _ => raw.trim(),
+        };
+        if t.is_empty() {
+            return Ok(None);
+        }
+        match format {
+            IdFormat::Text => Ok(Some(t.as_bytes())),
+            IdFormat::Uuid => {
+                let b = t.as_bytes();
+                if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-'
+                {
+                    return Err(Reason::InvalidUuid);
+                }
+                let mut bad = 0u8;
+                for (start, end) in [(0, 8), (9, 13), (14, 18), (19, 23), (24, 36)] {
+                    for (&c, out) in b[start..end].iter().zip(&mut self.buf[start..end]) {
+                        let l = HEX_LOWER[usize::from(c)];
+                        bad |= l;
+                        *out = l;
+                    }
+                }
+                if bad & 0x80 != 0 {
+                    return Err(Reason::InvalidUuid);
+                }
+                for i in [8, 13, 18, 23] {
+                    self.buf[i] = b'-';
+                }
+                Ok(Some(&self.buf[..36]))
+            }
+            IdFormat::NhsNumber => match nhs::normalise(t) {
+                Some(d) => {
+                    self.buf[..10].copy_from_slice(&d);
+                    Ok(Some(&self.buf[..10]))
+                }
+                None => Err(Reason::InvalidNhsNumber),
+            },
+        }
+    }
+}
+
+/// Normalises one identifier as the pseudonymiser would, returning the normalised
+/// text (for tools that list or compare identifiers; never log it).
+pub fn normalise_id(raw: &str, format: IdFormat) -> Result<Option<String>, Reason> {
+    let mut n = Normalised::new();
+    Ok(n.apply(raw, format)?
+        .map(|b| String::from_utf8_lossy(b).into_owned()))
+}
+
+/// Pseudonyms for one entity (`person`, `encounter`, `provider`, …), or for a project
+/// (`project:<id>`, re-keying research pseudonyms). The HMAC key is computed once.
+///
+/// ```
+/// use dhub_deid::{IdFormat, MasterKey, Pseudonymiser};
+/// let key = MasterKey::from_bytes([1u8; 32]);
+/// let p = Pseudonymiser::new(&key, "person").unwrap();
+/// let a = p.pseudonym(" 943 476 5919", IdFormat::NhsNumber).unwrap().unwrap();
+/// let b = p.pseudonym("943-476-5919", IdFormat::NhsNumber).unwrap().unwrap();
+/// assert_eq!(a, b);
+/// assert_eq!(a.len(), 32);
+/// assert!(p.pseudonym("9434765918", IdFormat::NhsNumber).is_err());
+/// ```
+pub struct Pseudonymiser {
+    domain: String,
+    key: hmac::Key,
+}
+
+impl fmt::Debug for Pseudonymiser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pseudonymiser")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks an entity or project name: 1–64 characters of `a-z`, `0-9`, `_`, `-`, `.`.
+pub fn validate_name(kind: &'static str, name: &str) -> Result<(), RuleError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RuleError::BadParameter {
+            rule: "pseudonymise",
+            message: format!(
+                "{kind} name `{name}` is not valid: use 1-64 characters of a-z, 0-9, `_`, `-`, `.`"
+            ),
+        })
+    }
+}
+
+impl Pseudonymiser {
+    /// The pseudonymiser of `entity`, keyed with `K("pseudonym:<entity>")`.
+    pub fn new(master: &MasterKey, entity: &str) -> Result<Self, RuleError> {
+        validate_name("entity", entity)?;
+        Ok(Self::from_domain_key(
+            &master.domain_key(&format!("pseudonym:{entity}")),
+        ))
+    }
+
+    /// The project re-keying pseudonymiser, keyed with `K("project:<id>")`.
+    pub fn for_project(master: &MasterKey, project: &str) -> Result<Self, RuleError> {
+        validate_name("project", project)?;
+        Ok(Self::from_domain_key(
+            &master.domain_key(&format!("project:{project}")),
+        ))
+    }
+
+    /// A pseudonymiser over any domain key.
+    pub fn from_domain_key(key: &DomainKey) -> Self {
+        Self {
+            domain: key.domain().to_owned(),
+            key: key.hmac_key(),
+        }
+    }
+
+    /// The domain this pseudonymiser is keyed for.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The pseudonym of already-normalised bytes, as 32 lowercase hex ASCII bytes.
+    #[inline]
+    pub fn pseudonym_of_normalised(&self, normalised: &[u8]) -> [u8; PSEUDONYM_LEN] {
+        let tag = hmac::sign(&self.key, normalised);
+        let mut out = [0u8; PSEUDONYM_LEN];
+        hex_into(&tag.as_ref()[..PSEUDONYM_LEN / 2], &mut out);
+        out
+    }
+
+    /// The pseudonym of one raw value: `Ok(None)` for a blank value, `Err` with the
+    /// reason when the value does not normalise under `format`.
+    pub fn pseudonym(&self, raw: &str, format: IdFormat) -> Result<Option<String>, Reason> {
+        let mut n = Normalised::new();
+        Ok(n.apply(raw, format)?
+            .map(|b| String::from_utf8_lossy(&self.pseudonym_of_normalised(b)).into_owned()))
+    }
+
+    /// The pseudonym of one raw value as hex bytes: `Ok(None)` for blank.
+    #[inline]
+    fn hash_raw(
+        &self,
+        raw: &str,
+        format: IdFormat,
+        scratch: &mut Normalised,
+    ) -> Result<Option<[u8; PSEUDONYM_LEN]>, Reason> {
+        Ok(scratch
+            .apply(raw, format)?
+            .map(|b| self.pseudonym_of_normalised(b)))
+    }
+
+    /// Pseudonymises a column (Utf8, LargeUtf8, Utf8View or integer) into a Utf8
+    /// column of 32-character pseudonyms. Nulls and blank values stay null; a value that
+    /// does not normalise becomes null and is reported in [`RuleOutput::failures`].
+    ///
+    /// The hot loop does not allocate per value: each value is normalised on the stack
+    /// and its pseudonym hexed straight into the output buffer.
+    pub fn pseudonymise(
+        &self,
+        array: &dyn Array,
+        format: IdFormat,
+    ) -> Result<RuleOutput, RuleError> {
+        self.run(array, format, None)
+    }
+
+    /// Like [`Pseudonymiser::pseudonymise`], but asks `memo` for each raw value first:
+    /// `memo(raw, compute)` returns the remembered result for `raw` or calls `compute`
+    /// (normalise and hash) and may remember it. Lets callers hash each distinct value
+    /// of a low-cardinality column once.
+    pub fn pseudonymise_with(
+        &self,
+        array: &dyn Array,
+        format: IdFormat,
+        memo: Memo<'_>,
+    ) -> Result<RuleOutput, RuleError> {
+        self.run(array, format, Some(memo))
+    }
+
+    fn run(
+        &self,
+        array: &dyn Array,
+        format: IdFormat,
+        mut memo: Option<Memo<'_>>,
+    ) -> Result<RuleOutput, RuleError> {
+        let len = array.len();
+        let cap = len
+            .checked_mul(PSEUDONYM_LEN)
+            .filter(|&c| c <= i32::MAX as usize);
+        let Some(cap) = cap else {
+            return Err(RuleError::BadParameter {
+                rule: "pseudonymise",
+                message: format!(
+                    "a batch of {len} rows is too large; use batches under 60 million rows"
+                ),
+            });
+        };
+        let mut values: Vec<u8> = Vec::with_capacity(cap);
+        let mut offsets: Vec<i32> = Vec::with_capacity(len + 1);
+        offsets.push(0);
+        let mut nulls = NullBufferBuilder::new(len);
+        let mut failures = Vec::new();
+        let mut scratch = Normalised::new();
+        visit_strings(array, "pseudonymise", |row, v| {
+            let result = match (v, memo.as_mut()) {
+                (None, _) => Ok(None),
+                (Some(raw), None) => self.hash_raw(raw, format, &mut scratch),
+                (Some(raw), Some(m)) => m(raw.as_bytes(), &mut || {
+                    self.hash_raw(raw, format, &mut scratch)
+                }),
+            };
+            match result {
+                Ok(Some(hex)) => {
+                    values.extend_from_slice(&hex);
+                    nulls.append_non_null();
+                }
+                Ok(None) => nulls.append_null(),
+                Err(reason) => {
+                    failures.push(RowFailure::new(row, "pseudonymise", reason));
+                    nulls.append_null();
+                }
+            }
+            // `values.len() <= cap <= i32::MAX`, checked above.
+            offsets.push(values.len() as i32);
+        })?;
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        let out = StringArray::try_new(offsets, Buffer::from_vec(values), nulls.finish()).map_err(
+            |source| RuleError::Arrow {
+                rule: "pseudonymise",
+                source,
+            },
+        )?;
+        Ok(RuleOutput {
+            array: Arc::new(out) as ArrayRef,
+            failures,
+        })
+    }
+}

@@ -1,0 +1,781 @@
+//! Date rules: `date_shift`, `truncate_date`, `age_band`, and the ISO date parser they
+//! share for text columns.
+//!
+//! Dates are handled as days since 1970-01-01 (Arrow's Date32) and date-times as UTC
+//! instants. Text values must be `YYYY-MM-DD` or `YYYY-MM-DD[T ]HH:MM[:SS[.fff…]]`
+//! with an optional `Z` or `±hh[:]mm` offset (no offset means UTC).
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::builder::StringBuilder;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType,
+};
+use arrow_array::{
+    Array, ArrayRef, Date32Array, Int32Array, PrimitiveArray, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, TimeUnit};
+use chrono::{Datelike, NaiveDate};
+use ring::hmac;
+
+use crate::error::{Reason, RuleError};
+use crate::key::MasterKey;
+use crate::rules::{RowFailure, RuleOutput, visit_strings};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+/// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
+const EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+/// A parsed temporal value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Temporal {
+    /// A calendar date, as days since 1970-01-01.
+    Date(i32),
+    /// A UTC instant, as microseconds since 1970-01-01T00:00:00Z.
+    Timestamp(i64),
+}
+
+impl Temporal {
+    /// The calendar day (UTC) of this value, as days since 1970-01-01.
+    pub fn days(self) -> i32 {
+        match self {
+            Temporal::Date(d) => d,
+            Temporal::Timestamp(us) => {
+                i32::try_from(us.div_euclid(MICROS_PER_DAY)).unwrap_or(i32::MAX)
+            }
+        }
+    }
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        b.iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')),
+    )
+}
+
+/// Days since 1970-01-01 of a civil date, if it exists.
+pub fn days_from_ymd(y: i32, m: u32, d: u32) -> Option<i32> {
+    NaiveDate::from_ymd_opt(y, m, d).map(|nd| nd.num_days_from_ce() - EPOCH_DAYS_FROM_CE)
+}
+
+/// The civil date of a day count.
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(days.checked_add(EPOCH_DAYS_FROM_CE)?)
+}
+
+/// Parses an ISO date or date-time (see the module docs). `None` when it is not one.
+///
+/// ```
+/// use dhub_deid::temporal::{parse_temporal, Temporal};
+/// assert_eq!(parse_temporal("1970-01-02"), Some(Temporal::Date(1)));
+/// assert_eq!(parse_temporal("1970-01-01T00:00:01Z"), Some(Temporal::Timestamp(1_000_000)));
+/// assert_eq!(parse_temporal("1970-01-01T01:00:00+01:00"), Some(Temporal::Timestamp(0)));
+/// assert_eq!(parse_temporal("2019-13-45"), None);
+/// ```
+pub fn parse_temporal(s: &str) -> Option<Temporal> {
+    let b = s.trim().as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y = i32::try_from(digits(&b[0..4])?).ok()?;
+    let days = days_from_ymd(y, digits(&b[5..7])?, digits(&b[8..10])?)?;
+    if b.len() == 10 {
+        return Some(Temporal::Date(days));
+    }
+    if !matches!(b[10], b'T' | b' ') || b.len() < 16 || b[13] != b':' {
+        return None;
+    }
+    let h = digits(&b[11..13])?;
+    let mi = digits(&b[14..16])?;
+    let mut i = 16;
+    let mut sec = 0;
+    let mut micros = 0u32;
+    if b.get(i) == Some(&b':') {
+        sec = digits(b.get(i + 1..i + 3)?)?;
+        i += 3;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let frac = &b[start..i];
+            if frac.is_empty() {
+                return None;
+            }
+            for (k, &d) in frac.iter().take(6).enumerate() {
+                micros += u32::from(d - b'0') * 10u32.pow(5 - k as u32);
+            }
+        }
+    }
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let offset_secs: i64 = match &b[i..] {
+        [] | [b'Z'] | [b'z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (oh, om) = match rest {
+                [a, b2, b':', c, d] => (digits(&[*a, *b2])?, digits(&[*c, *d])?),
+                [a, b2, c, d] => (digits(&[*a, *b2])?, digits(&[*c, *d])?),
+                [a, b2] => (digits(&[*a, *b2])?, 0),
+                _ => return None,
+            };
+            if oh > 18 || om > 59 {
+                return None;
+            }
+            let o = i64::from(oh * 3600 + om * 60);
+            if *sign == b'+' { o } else { -o }
+        }
+        _ => return None,
+    };
+    let secs = i64::from(h * 3600 + mi * 60 + sec) - offset_secs;
+    Some(Temporal::Timestamp(
+        i64::from(days) * MICROS_PER_DAY + secs * 1_000_000 + i64::from(micros),
+    ))
+}
+
+/// What a text column holds, for rules whose output keeps the column's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TextDates {
+    /// Dates: output Date32 (a time of day, if present, is dropped).
+    #[default]
+    Date,
+    /// Date-times: output `Timestamp(Microsecond, "UTC")` (a bare date is midnight UTC).
+    Timestamp,
+}
+
+/// The unit `truncate_date` keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateUnit {
+    /// 1 January of the year.
+    Year,
+    /// The first of the month.
+    Month,
+}
+
+/// What `truncate_date` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TruncateOutput {
+    /// A Date32 (first day of the year or month).
+    #[default]
+    Date,
+    /// The year as an Int32 (only with [`DateUnit::Year`]).
+    YearNumber,
+}
+
+const TEMPORAL_HINT: &str =
+    "it takes Date32, Date64, Timestamp or ISO date text (Utf8, LargeUtf8, Utf8View) columns";
+
+/// Per-row calendar days (UTC) of any temporal or text column, with the rows whose
+/// text does not parse.
+pub fn days_of(
+    array: &dyn Array,
+    rule: &'static str,
+) -> Result<(Vec<Option<i32>>, Vec<RowFailure>), RuleError> {
+    fn ts_days<T: arrow_array::ArrowPrimitiveType<Native = i64>>(
+        a: &dyn Array,
+        per_day: i64,
+    ) -> Vec<Option<i32>> {
+        a.as_primitive::<T>()
+            .iter()
+            .map(|v| v.and_then(|v| i32::try_from(v.div_euclid(per_day)).ok()))
+            .collect()
+    }
+    let mut failures = Vec::new();
+    let days = match array.data_type() {
+        DataType::Date32 => array.as_primitive::<Date32Type>().iter().collect(),
+        DataType::Date64 => ts_days::<Date64Type>(array, 86_400_000),
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => ts_days::<TimestampSecondType>(array, 86_400),
+            TimeUnit::Millisecond => ts_days::<TimestampMillisecondType>(array, 86_400_000),
+            TimeUnit::Microsecond => ts_days::<TimestampMicrosecondType>(array, MICROS_PER_DAY),
+            TimeUnit::Nanosecond => {
+                ts_days::<TimestampNanosecondType>(array, MICROS_PER_DAY * 1000)
+            }
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let mut out = Vec::with_capacity(array.len());
+            visit_strings(array, rule, |row, v| {
+                out.push(match v.map(str::trim).filter(|s| !s.is_empty()) {
+                    None => None,
+                    Some(s) => match parse_temporal(s) {
+                        Some(t) => Some(t.days()),
+                        None => {
+                            failures.push(RowFailure::new(row, rule, Reason::UnparseableDate));
+                            None
+                        }
+                    },
+                });
+            })?;
+            out
+        }
+        other => {
+            return Err(RuleError::UnsupportedType {
+                rule,
+                data_type: other.clone(),
+                hint: TEMPORAL_HINT,
+            });
+        }
+    };
+    Ok((days, failures))
+}
+
+/// `truncate_date`: keeps only the year or the year and month of every value.
+///
+/// ```
+/// use arrow_array::{StringArray, cast::AsArray, types::Int32Type};
+/// use dhub_deid::temporal::{truncate_date, DateUnit, TruncateOutput};
+/// let a = StringArray::from(vec!["1987-06-15", "1987-06-15T10:00:00Z"]);
+/// let o = truncate_date(&a, DateUnit::Year, TruncateOutput::YearNumber).unwrap();
+/// assert_eq!(o.array.as_primitive::<Int32Type>().values().to_vec(), vec![1987, 1987]);
+/// ```
+pub fn truncate_date(
+    array: &dyn Array,
+    unit: DateUnit,
+    output: TruncateOutput,
+) -> Result<RuleOutput, RuleError> {
+    if output == TruncateOutput::YearNumber && unit != DateUnit::Year {
+        return Err(RuleError::BadParameter {
+            rule: "truncate_date",
+            message: "a year-number output needs unit = \"year\"".into(),
+        });
+    }
+    let (days, mut failures) = days_of(array, "truncate_date")?;
+    let mut out_days: Vec<Option<i32>> = Vec::with_capacity(days.len());
+    let mut years: Vec<Option<i32>> = Vec::with_capacity(days.len());
+    for (row, d) in days.into_iter().enumerate() {
+        let date = match d {
+            None => {
+                out_days.push(None);
+                years.push(None);
+                continue;
+            }
+            Some(d) => date_from_days(d),
+        };
+        let t = date.and_then(|nd| match unit {
+            DateUnit::Year => days_from_ymd(nd.year(), 1, 1).map(|d| (d, nd.year())),
+            DateUnit::Month => days_from_ymd(nd.year(), nd.month(), 1).map(|d| (d, nd.year())),
+        });
+        match t {
+            Some((d, y)) => {
+                out_days.push(Some(d));
+                years.push(Some(y));
+            }
+            None => {
+                failures.push(RowFailure::new(
+                    row,
+                    "truncate_date",
+                    Reason::DateOutOfRange,
+                ));
+                out_days.push(None);
+                years.push(None);
+            }
+        }
+    }
+    failures.sort_by_key(|f| f.row);
+    let array: ArrayRef = match output {
+        TruncateOutput::Date => Arc::new(Date32Array::from(out_days)),
+        TruncateOutput::YearNumber => Arc::new(Int32Array::from(years)),
+    };
+    Ok(RuleOutput { array, failures })
+}
+
+/// Per-person date shifts: a whole number of days in `[-range, +range]`, taken from
+/// `HMAC-SHA256(K("date-shift"), person pseudonym)`: the first 8 bytes of the tag as a
+/// big-endian unsigned integer `v`, shift = `v mod (2·range + 1) − range`. The same
+/// person gets the same shift for every date, in every table and run.
+pub struct DateShifter {
+    key: hmac::Key,
+    range: u32,
+}
+
+impl fmt::Debug for DateShifter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DateShifter")
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DateShifter {
+    /// Largest supported range, in days (about 27 years).
+    pub const MAX_RANGE: u32 = 10_000;
+
+    /// A shifter over `[-range, +range]` days, keyed with `K("date-shift")`.
+    pub fn new(master: &MasterKey, range: u32) -> Result<Self, RuleError> {
+        if range == 0 || range > Self::MAX_RANGE {
+            return Err(RuleError::BadParameter {
+                rule: "date_shift",
+                message: format!(
+                    "range must be between 1 and {} days, got {range}",
+                    Self::MAX_RANGE
+                ),
+            });
+        }
+        Ok(Self {
+            key: master.domain_key("date-shift").hmac_key(),
+            range,
+        })
+    }
+
+    /// The range in days.
+    pub fn range(&self) -> u32 {
+        self.range
+    }
+
+    /// The shift in days of the person with this pseudonym (its 32 hex characters).
+    pub fn shift_days(&self, person_pseudonym: &str) -> i32 {
+        let tag = hmac::sign(&self.key, person_pseudonym.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        let v = u64::from_be_bytes(first);
+        let span = 2 * u64::from(self.range) + 1;
+        // v % span <= 2 * MAX_RANGE, which fits i32.
+        (v % span) as i32 - self.range as i32
+    }
+
+    /// Per-row shifts for a column of person pseudonyms (`None` where it is null).
+    pub fn shifts(&self, persons: &StringArray) -> Vec<Option<i32>> {
+        persons
+            .iter()
+            .map(|p| p.map(|p| self.shift_days(p)))
+            .collect()
+    }
+}
+
+/// `date_shift`: moves every value by its row's shift (see [`DateShifter`]). Date32,
+/// Date64 and Timestamp columns keep their type and time of day; text is parsed as
+/// `text` says. A non-null value whose row has no shift (no person) fails with
+/// [`Reason::NoPerson`].
+pub fn date_shift(
+    array: &dyn Array,
+    shifts: &[Option<i32>],
+    text: TextDates,
+) -> Result<RuleOutput, RuleError> {
+    const RULE: &str = "date_shift";
+    if shifts.len() != array.len() {
+        return Err(RuleError::LengthMismatch {
+            rule: RULE,
+            left: array.len(),
+            right: shifts.len(),
+        });
+    }
+    let mut failures = Vec::new();
+    fn shift_prim<T: arrow_array::ArrowPrimitiveType>(
+        a: &dyn Array,
+        shifts: &[Option<i32>],
+        failures: &mut Vec<RowFailure>,
+        per_day: i64,
+        conv: impl Fn(T::Native) -> i64,
+        back: impl Fn(i64) -> Option<T::Native>,
+    ) -> PrimitiveArray<T> {
+        let a = a.as_primitive::<T>();
+        let out: PrimitiveArray<T> = a
+            .iter()
+            .zip(shifts)
+            .enumerate()
+            .map(|(row, (v, s))| {
+                let v = v?;
+                let Some(s) = s else {
+                    failures.push(RowFailure::new(row, RULE, Reason::NoPerson));
+                    return None;
+                };
+                let r = conv(v).checked_add(i64::from(*s) * per_day).and_then(&back);
+                if r.is_none() {
+                    failures.push(RowFailure::new(row, RULE, Reason::DateOutOfRange));
+                }
+                r
+            })
+            .collect();
+        out.with_data_type(a.data_type().clone())
+    }
+    let out: ArrayRef = match array.data_type() {
+        DataType::Date32 => Arc::new(shift_prim::<Date32Type>(
+            array,
+            shifts,
+            &mut failures,
+            1,
+            i64::from,
+            |v| i32::try_from(v).ok(),
+        )),
+        DataType::Date64 => Arc::new(shift_prim::<Date64Type>(
+            array,
+            shifts,
+            &mut failures,
+            86_400_000,
+            |v| v,
+            Some,
+        )),
+        DataType::Timestamp(unit, _) => match unit {
+            TimeUnit::Second => Arc::new(shift_prim::<TimestampSecondType>(
+                array,
+                shifts,
+                &mut failures,
+                86_400,
+                |v| v,
+                Some,
+            )),
+            TimeUnit::Millisecond => Arc::new(shift_prim::<TimestampMillisecondType>(
+                array,
+                shifts,
+                &mut failures,
+                86_400_000,
+                |v| v,
+                Some,
+            )),
+            TimeUnit::Microsecond => Arc::new(shift_prim::<TimestampMicrosecondType>(
+                array,
+                shifts,
+                &mut failures,
+                MICROS_PER_DAY,
+                |v| v,
+                Some,
+            )),
+            TimeUnit::Nanosecond => Arc::new(shift_prim::<TimestampNanosecondType>(
+                array,
+                shifts,
+                &mut failures,
+                MICROS_PER_DAY * 1000,
+                |v| v,
+                Some,
+            )),
+        },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let mut vals: Vec<Option<i64>> = Vec::with_capacity(array.len());
+            visit_strings(array, RULE, |row, v| {
+                let Some(s) = v.map(str::trim).filter(|s| !s.is_empty()) else {
+                    vals.push(None);
+                    return;
+                };
+                let Some(t) = parse_temporal(s) else {
+                    failures.push(RowFailure::new(row, RULE, Reason::UnparseableDate));
+                    vals.push(None);
+                    return;
+                };
+                let Some(shift) = shifts[row] else {
+                    failures.push(RowFailure::new(row, RULE, Reason::NoPerson));
+                    vals.push(None);
+                    return;
+                };
+                let r = match (text, t) {
+                    (TextDates::Date, t) => Some(i64::from(t.days()) + i64::from(shift)),
+                    (TextDates::Timestamp, Temporal::Date(d)) => {
+                        (i64::from(d) + i64::from(shift)).checked_mul(MICROS_PER_DAY)
+                    }
+                    (TextDates::Timestamp, Temporal::Timestamp(us)) => {
+                        us.checked_add(i64::from(shift) * MICROS_PER_DAY)
+                    }
+                };
+                if r.is_none() {
+                    failures.push(RowFailure::new(row, RULE, Reason::DateOutOfRange));
+                }
+                vals.push(r);
+            })?;
+            match text {
+                TextDates::Date => Arc::new(Date32Array::from(
+                    vals.into_iter()
+                        .map(|v| v.and_then(|v| i32::try_from(v).ok()))
+                        .collect::<Vec<_>>(),
+                )),
+                TextDates::Timestamp => {
+                    Arc::new(TimestampMicrosecondArray::from(vals).with_timezone("UTC"))
+                }
+            }
+        }
+        other => {
+            return Err(RuleError::UnsupportedType {
+                rule: RULE,
+                data_type: other.clone(),
+                hint: TEMPORAL_HINT,
+            });
+        }
+    };
+    Ok(RuleOutput {
+        array: out,
+        failures,
+    })
+}
+
+/// The date at which `age_band` measures age.
+#[derive(Debug, Clone, Copy)]
+pub enum AgeAt<'a> {
+    /// A fixed date for every row (days since 1970-01-01), e.g. the extract date.
+    Date(i32),
+    /// Each row's event date, from another column of the same batch.
+    Column(&'a dyn Array),
+}
+
+/// Age in whole years on `at` of someone born on `birth`, or `None` if `at < birth`.
+pub fn age_years(birth: NaiveDate, at: NaiveDate) -> Option<u32> {
+    if at < birth {
+        return None;
+    }
+    let mut age = at.year() - birth.year();
+    if (at.month(), at.day()) < (birth.month(), birth.day()) {
+        age -= 1;
+    }
+    u32::try_from(age).ok()
+}
+
+/// `age_band`: the age on the event date, in bands of `width` years (`"40-44"`, or
+/// `"37"` when `width` is 1), with every age at or above `top` in one band (`"90+"`).
+/// Output is Utf8; a birth date after the event date fails with [`Reason::NegativeAge`].
+///
+/// ```
+/// use arrow_array::{StringArray, cast::AsArray};
+/// use dhub_deid::temporal::{age_band, days_from_ymd, AgeAt};
+/// let births = StringArray::from(vec!["1980-06-01", "1920-01-01"]);
+/// let at = days_from_ymd(2024, 5, 31).unwrap();
+/// let o = age_band(&births, AgeAt::Date(at), 5, Some(90)).unwrap();
+/// let v: Vec<_> = o.array.as_string::<i32>().iter().flatten().collect();
+/// assert_eq!(v, vec!["40-44", "90+"]);
+/// ```
+pub fn age_band(
+    birth: &dyn Array,
+    at: AgeAt<'_>,
+    width: u32,
+    top: Option<u32>,
+) -> Result<RuleOutput, RuleError> {
+    const RULE: &str = "age_band";
+    if width == 0 || width > 100 {
+        return Err(RuleError::BadParameter {
+            rule: RULE,
+            message: format!("width must be between 1 and 100 years, got {width}"),
+        });
+    }
+    let (births, mut failures) = days_of(birth, RULE)?;
+    let ats: Vec<Option<i32>> = match at {
+        AgeAt::Date(d) => vec![Some(d); births.len()],
+        AgeAt::Column(c) => {
+            if c.len() != births.len() {
+                return Err(RuleError::LengthMismatch {
+                    rule: RULE,
+                    left: births.len(),
+                    right: c.len(),
+                });
+            }
+            let (d, f) = days_of(c, RULE)?;
+            failures.extend(f);
+            d
+        }
+    };
+    let failed: std::collections::HashSet<usize> = failures.iter().map(|f| f.row).collect();
+    let mut b = StringBuilder::with_capacity(births.len(), births.len() * 5);
+    let mut label = String::with_capacity(12);
+    for (row, (bd, ad)) in births.iter().zip(&ats).enumerate() {
+        let (Some(bd), Some(ad)) = (bd, ad) else {
+            b.append_null();
+            continue;
+        };
+        if failed.contains(&row) {
+            b.append_null();
+            continue;
+        }
+        let age = date_from_days(*bd)
+            .zip(date_from_days(*ad))
+            .and_then(|(b0, a0)| age_years(b0, a0));
+        let Some(age) = age else {
+            failures.push(RowFailure::new(row, RULE, Reason::NegativeAge));
+            b.append_null();
+            continue;
+        };
+        label.clear();
+        use std::fmt::Write;
+        match top {
+            Some(t) if age >= t => {
+                let _ = write!(label, "{t}+");
+            }
+            _ => {
+                let lo = age / width * width;
+                let hi = lo + width - 1;
+                let hi = top.map_or(hi, |t| hi.min(t.saturating_sub(1)));
+                if width == 1 || lo == hi {
+                    let _ = write!(label, "{lo}");
+                } else {
+                    let _ = write!(label, "{lo}-{hi}");
+                }
+            }
+        }
+        b.append_value(&label);
+    }
+    failures.sort_by_key(|f| f.row);
+    failures.dedup_by_key(|f| f.row);
+    Ok(RuleOutput {
+        array: Arc::new(b.finish()),
+        failures,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::types::Int32Type;
+
+    #[test]
+    fn parse_accepts_the_iso_shapes() {
+        let base = days_from_ymd(2019, 3, 4).unwrap();
+        assert_eq!(parse_temporal("2019-03-04"), Some(Temporal::Date(base)));
+        let us = i64::from(base) * MICROS_PER_DAY + (10 * 3600 + 11 * 60 + 12) * 1_000_000;
+        for s in [
+            "2019-03-04T10:11:12Z",
+            "2019-03-04 10:11:12",
+            "2019-03-04T11:11:12+01:00",
+            "2019-03-04T09:11:12-0100",
+        ] {
+            assert_eq!(parse_temporal(s), Some(Temporal::Timestamp(us)), "{s}");
+        }
+        assert_eq!(
+            parse_temporal("2019-03-04T10:11:12.5Z"),
+            Some(Temporal::Timestamp(us + 500_000))
+        );
+        assert_eq!(
+            parse_temporal("2019-03-04T10:11Z"),
+            Some(Temporal::Timestamp(us - 12_000_000))
+        );
+    }
+
+    #[test]
+    fn parse_refuses_non_dates() {
+        for s in [
+            "",
+            "2019-13-45",
+            "31/02/2019",
+            "not-a-date",
+            "2019-02-29",
+            "2019-3-4",
+            "2019-03-04T25:00:00Z",
+            "2019-03-04X10:00:00",
+            "2019-03-04T10:00:00Q",
+            "20190304",
+            "2019-03-04T10:00:00.Z",
+            "１９９０-01-01",
+        ] {
+            assert_eq!(parse_temporal(s), None, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_month_and_year() {
+        let a = StringArray::from(vec![
+            Some("1987-06-15"),
+            None,
+            Some("2001-12-31T23:59:59Z"),
+            Some("bad"),
+        ]);
+        let o = truncate_date(&a, DateUnit::Month, TruncateOutput::Date).unwrap();
+        let v: Vec<_> = o.array.as_primitive::<Date32Type>().iter().collect();
+        assert_eq!(
+            v,
+            vec![
+                days_from_ymd(1987, 6, 1),
+                None,
+                days_from_ymd(2001, 12, 1),
+                None
+            ]
+        );
+        assert_eq!(o.failures.len(), 1);
+        assert_eq!(o.failures[0].row, 3);
+        assert_eq!(o.failures[0].reason, Reason::UnparseableDate);
+        let o = truncate_date(&a, DateUnit::Year, TruncateOutput::YearNumber).unwrap();
+        let v: Vec<_> = o.array.as_primitive::<Int32Type>().iter().collect();
+        assert_eq!(v, vec![Some(1987), None, Some(2001), None]);
+        assert!(truncate_date(&a, DateUnit::Month, TruncateOutput::YearNumber).is_err());
+    }
+
+    #[test]
+    fn truncate_timestamps_with_negative_values() {
+        // 1969-12-31T23:00:00Z is on 1969-12-31
+        let a = TimestampMicrosecondArray::from(vec![-3_600_000_000]);
+        let o = truncate_date(&a, DateUnit::Month, TruncateOutput::Date).unwrap();
+        assert_eq!(
+            o.array.as_primitive::<Date32Type>().value(0),
+            days_from_ymd(1969, 12, 1).unwrap()
+        );
+    }
+
+    #[test]
+    fn date_shift_keeps_types_and_fails_closed() {
+        let key = MasterKey::from_bytes([3u8; 32]);
+        let s = DateShifter::new(&key, 50).unwrap();
+        let p = "0123456789abcdef0123456789abcdef";
+        let shift = s.shift_days(p);
+        assert!((-50..=50).contains(&shift));
+        let shifts = vec![Some(shift), Some(shift), None];
+        let d = Date32Array::from(vec![Some(100), None, Some(5)]);
+        let o = date_shift(&d, &shifts, TextDates::Date).unwrap();
+        assert_eq!(o.array.as_primitive::<Date32Type>().value(0), 100 + shift);
+        assert_eq!(
+            o.failures,
+            vec![RowFailure::new(2, "date_shift", Reason::NoPerson)]
+        );
+        let t =
+            TimestampMicrosecondArray::from(vec![Some(1_000), Some(2), None]).with_timezone("UTC");
+        let o = date_shift(&t, &shifts, TextDates::Date).unwrap();
+        assert_eq!(o.array.data_type(), t.data_type());
+        assert_eq!(
+            o.array.as_primitive::<TimestampMicrosecondType>().value(0),
+            1_000 + i64::from(shift) * MICROS_PER_DAY
+        );
+        let txt = StringArray::from(vec![Some("2020-01-01T10:00:00Z"), Some("garbage"), None]);
+        let o = date_shift(&txt, &shifts, TextDates::Timestamp).unwrap();
+        assert_eq!(
+            o.failures,
+            vec![RowFailure::new(1, "date_shift", Reason::UnparseableDate)]
+        );
+        assert!(o.array.is_null(1));
+        assert!(date_shift(&txt, &shifts[..2], TextDates::Date).is_err());
+        assert!(DateShifter::new(&key, 0).is_err());
+    }
+
+    #[test]
+    fn shifts_spread_over_the_whole_range() {
+        let key = MasterKey::from_bytes([9u8; 32]);
+        let s = DateShifter::new(&key, 3).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..500 {
+            seen.insert(s.shift_days(&format!("{i:032x}")));
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            vec![-3, -2, -1, 0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn age_bands_at_event_dates() {
+        let births = StringArray::from(vec![
+            Some("2000-03-01"),
+            Some("2000-03-01"),
+            Some("2010-01-01"),
+            None,
+            Some("1900-01-01"),
+        ]);
+        let events = StringArray::from(vec![
+            Some("2010-02-28"),
+            Some("2010-03-01"),
+            Some("2009-12-31"),
+            Some("2010-01-01"),
+            Some("2000-01-01"),
+        ]);
+        let o = age_band(&births, AgeAt::Column(&events), 5, Some(90)).unwrap();
+        let v: Vec<_> = o.array.as_string::<i32>().iter().collect();
+        assert_eq!(v, vec![Some("5-9"), Some("10-14"), None, None, Some("90+")]);
+        assert_eq!(
+            o.failures,
+            vec![RowFailure::new(2, "age_band", Reason::NegativeAge)]
+        );
+        let o = age_band(&births, AgeAt::Column(&events), 1, None).unwrap();
+        assert_eq!(o.array.as_string::<i32>().value(0), "9");
+        // a band never reaches past the top code
+        let o = age_band(&births, AgeAt::Column(&events), 7, Some(90)).unwrap();
+        assert_eq!(o.array.as_string::<i32>().value(4), "90+");
+    }
+}

@@ -1,0 +1,469 @@
+//! Applying a table's compiled rules to a batch of source columns: person pseudonyms
+//! and opt-outs first, then every rule; rows that fail any rule are taken out and
+//! returned for the quarantine, rows of opted-out people are dropped and counted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use dhub_deid::temporal::{self, AgeAt, Temporal};
+use dhub_deid::{DateShifter, Pseudonymiser, RowFailure, RuleOutput};
+
+use crate::cache::CachedPseudonymiser;
+use crate::error::IngestError;
+use crate::optout::OptOuts;
+use crate::quarantine::QuarantinedRow;
+use crate::spec::{OutType, Rule, TableSpec};
+
+/// Source columns of one batch, with the line numbers and raw lines of its rows.
+#[derive(Debug)]
+pub struct SourceBatch {
+    /// Line (or row) number of each row.
+    pub lines: Vec<u64>,
+    /// The rows as read, for the quarantine.
+    pub raw: RawRows,
+    /// One array per input column (see [`TablePlan::inputs`]).
+    pub columns: Vec<ArrayRef>,
+}
+
+/// The raw form of a batch's rows.
+#[derive(Debug)]
+pub enum RawRows {
+    /// Text lines, concatenated, with the end offset of each.
+    Lines(Vec<u8>, Vec<usize>),
+    /// A typed batch: a row is rendered as a JSON line when it is quarantined.
+    Typed(RecordBatch),
+}
+
+impl SourceBatch {
+    fn raw_row(&self, i: usize) -> Vec<u8> {
+        match &self.raw {
+            RawRows::Lines(raw, ends) => {
+                let start = if i == 0 { 0 } else { ends[i - 1] };
+                raw[start..ends[i]].to_vec()
+            }
+            RawRows::Typed(b) => {
+                let mut out = Vec::new();
+                let mut w = arrow_json::LineDelimitedWriter::new(&mut out);
+                let _ = w.write(&b.slice(i, 1));
+                let _ = w.finish();
+                while out.last() == Some(&b'\n') {
+                    out.pop();
+                }
+                out
+            }
+        }
+    }
+}
+
+/// The result of de-identifying one batch.
+#[derive(Debug)]
+pub struct Processed {
+    /// Rows to write (absent when none survived).
+    pub batch: Option<RecordBatch>,
+    /// Rows for the quarantine.
+    pub quarantined: Vec<QuarantinedRow>,
+    /// Rows of opted-out people.
+    pub opted_out: u64,
+}
+
+/// One output column: which input it reads and its rule.
+#[derive(Debug)]
+struct OutColumn {
+    source: String,
+    input: usize,
+    rule: Rule,
+    /// For age_band at a column: that column's input index.
+    at_input: Option<usize>,
+    pseudonymiser: Option<CachedPseudonymiser>,
+}
+
+/// Everything needed to de-identify a table's batches, built once per table.
+#[derive(Debug)]
+pub struct TablePlan {
+    /// Table name.
+    pub table: String,
+    /// Source column names to read, in the order of [`SourceBatch::columns`].
+    pub inputs: Vec<String>,
+    outputs: Vec<OutColumn>,
+    person_output: Option<usize>,
+    schema: SchemaRef,
+    shifter: Option<Arc<DateShifter>>,
+    opt_outs: Arc<OptOuts>,
+    person_column_name: Option<String>,
+}
+
+impl TablePlan {
+    /// Builds the plan for `spec`, whose columns are ordered as in the source.
+    pub fn new(
+        spec: &TableSpec,
+        pseudonymisers: &HashMap<String, Arc<Pseudonymiser>>,
+        shifter: Option<Arc<DateShifter>>,
+        opt_outs: Arc<OptOuts>,
+    ) -> Self {
+        let mut inputs: Vec<String> = Vec::new();
+        let input_of = |name: &str, inputs: &mut Vec<String>| -> usize {
+            match inputs.iter().position(|n| n == name) {
+                Some(i) => i,
+                None => {
+                    inputs.push(name.to_owned());
+                    inputs.len() - 1
+                }
+            }
+        };
+        let mut outputs = Vec::new();
+        let mut fields = Vec::new();
+        let mut person_output = None;
+        let mut person_column_name = None;
+        for c in spec.columns.iter().filter(|c| c.rule != Rule::Drop) {
+            let input = input_of(&c.source, &mut inputs);
+            let at_input = match &c.rule {
+                Rule::AgeBand {
+                    at_column: Some(a), ..
+                } => Some(input_of(a, &mut inputs)),
+                _ => None,
+            };
+            let pseudonymiser = match &c.rule {
+                Rule::Pseudonymise { entity, format } => pseudonymisers
+                    .get(entity)
+                    .map(|p| CachedPseudonymiser::new(p.clone(), *format)),
+                _ => None,
+            };
+            if spec.person.as_deref() == Some(c.source.as_str()) {
+                person_output = Some(outputs.len());
+                person_column_name = Some(c.output.clone());
+            }
+            let ty = c.rule.out_type().unwrap_or(OutType::String);
+            fields.push(Field::new(&c.output, ty.arrow(), true));
+            outputs.push(OutColumn {
+                source: c.source.clone(),
+                input,
+                rule: c.rule.clone(),
+                at_input,
+                pseudonymiser,
+            });
+        }
+        Self {
+            table: spec.name.clone(),
+            inputs,
+            outputs,
+            person_output,
+            schema: Arc::new(Schema::new(fields)),
+            shifter,
+            opt_outs,
+            person_column_name,
+        }
+    }
+
+    /// The output schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// The output column holding the person pseudonym.
+    pub fn person_column(&self) -> Option<&str> {
+        self.person_column_name.as_deref()
+    }
+
+    fn rule_err(&self, col: &OutColumn, e: dhub_deid::RuleError) -> IngestError {
+        IngestError::Rule {
+            table: self.table.clone(),
+            column: col.source.clone(),
+            source: e,
+        }
+    }
+
+    /// De-identifies one batch.
+    pub fn apply(&mut self, sb: &SourceBatch) -> Result<Processed, IngestError> {
+        let n = sb.lines.len();
+        // first failure of each row: (output column, rule, reason)
+        let mut failed: Vec<Option<(usize, &'static str, String)>> = vec![None; n];
+        let mut opted = vec![false; n];
+        let mut arrays: Vec<Option<ArrayRef>> = vec![None; self.outputs.len()];
+        let note = |failed: &mut Vec<Option<(usize, &'static str, String)>>,
+                    col: usize,
+                    fs: &[RowFailure]| {
+            for f in fs {
+                if failed[f.row].is_none() {
+                    failed[f.row] = Some((col, f.rule, f.reason.to_string()));
+                }
+            }
+        };
+
+        // person pseudonyms first: opt-outs and date shifts need them
+        let mut shifts: Option<Vec<Option<i32>>> = None;
+        if let Some(pi) = self.person_output {
+            let col = &mut self.outputs[pi];
+            let input = sb.columns[col.input].clone();
+            let Some(p) = col.pseudonymiser.as_mut() else {
+                return Err(IngestError::Internal(
+                    "person column without a pseudonymiser".into(),
+                ));
+            };
+            let out = p
+                .pseudonymise(input.as_ref())
+                .map_err(|e| IngestError::Rule {
+                    table: self.table.clone(),
+                    column: self.outputs[pi].source.clone(),
+                    source: e,
+                })?;
+            note(&mut failed, pi, &out.failures);
+            let ps = out.array.as_string::<i32>();
+            if !self.opt_outs.is_empty() {
+                for (i, o) in opted.iter_mut().enumerate() {
+                    *o = ps.is_valid(i) && self.opt_outs.contains(ps.value(i));
+                }
+            }
+            if let Some(s) = &self.shifter {
+                shifts = Some(shift_per_row(s, ps));
+            }
+            arrays[pi] = Some(out.array);
+        }
+
+        #[allow(clippy::needless_range_loop)] // `apply_rule` borrows `self` by index
+        for ci in 0..self.outputs.len() {
+            if arrays[ci].is_some() {
+                continue;
+            }
+            let input = sb.columns[self.outputs[ci].input].clone();
+            let out = self.apply_rule(ci, input.as_ref(), sb, shifts.as_deref())?;
+            note(&mut failed, ci, &out.failures);
+            arrays[ci] = Some(out.array);
+        }
+
+        let mut quarantined = Vec::new();
+        let mut keep = Vec::with_capacity(n);
+        let mut opted_out = 0u64;
+        for i in 0..n {
+            if opted[i] {
+                opted_out += 1;
+                keep.push(false);
+            } else if let Some((col, rule, reason)) = failed[i].take() {
+                quarantined.push(QuarantinedRow {
+                    line: sb.lines[i],
+                    column: Some(self.outputs[col].source.clone()),
+                    rule,
+                    reason,
+                    raw: sb.raw_row(i),
+                });
+                keep.push(false);
+            } else {
+                keep.push(true);
+            }
+        }
+        let columns: Vec<ArrayRef> = arrays
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| new_null_array(&DataType::Utf8, n)))
+            .collect();
+        let batch =
+            RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| IngestError::Arrow {
+                table: self.table.clone(),
+                message: e.to_string(),
+            })?;
+        let kept = keep.iter().filter(|&&k| k).count();
+        let batch = if kept == n {
+            Some(batch)
+        } else if kept == 0 {
+            None
+        } else {
+            let mask = BooleanArray::from(keep);
+            Some(
+                arrow_select::filter::filter_record_batch(&batch, &mask).map_err(|e| {
+                    IngestError::Arrow {
+                        table: self.table.clone(),
+                        message: e.to_string(),
+                    }
+                })?,
+            )
+        };
+        Ok(Processed {
+            batch,
+            quarantined,
+            opted_out,
+        })
+    }
+
+    fn apply_rule(
+        &mut self,
+        ci: usize,
+        input: &dyn Array,
+        sb: &SourceBatch,
+        shifts: Option<&[Option<i32>]>,
+    ) -> Result<RuleOutput, IngestError> {
+        let rule = self.outputs[ci].rule.clone();
+        let res = match &rule {
+            Rule::Keep(t) => Ok(convert(input, *t)),
+            Rule::Drop => Ok(RuleOutput::ok(new_null_array(&DataType::Utf8, input.len()))),
+            Rule::Pseudonymise { .. } => match self.outputs[ci].pseudonymiser.as_mut() {
+                Some(p) => p.pseudonymise(input),
+                None => Err(dhub_deid::RuleError::BadParameter {
+                    rule: "pseudonymise",
+                    message: "no key for this entity".into(),
+                }),
+            },
+            Rule::DateShift(text) => {
+                let empty;
+                let s = match shifts {
+                    Some(s) => s,
+                    None => {
+                        empty = vec![None; input.len()];
+                        &empty
+                    }
+                };
+                // normalise typed inputs to the output type first
+                temporal::date_shift(input, s, *text).map(|o| {
+                    let t = match text {
+                        temporal::TextDates::Date => OutType::Date,
+                        temporal::TextDates::Timestamp => OutType::Timestamp,
+                    };
+                    cast_output(o, t)
+                })
+            }
+            Rule::TruncateDate(unit, out) => temporal::truncate_date(input, *unit, *out),
+            Rule::AgeBand {
+                at_date,
+                width,
+                top,
+                ..
+            } => {
+                let at = match (self.outputs[ci].at_input, at_date) {
+                    (Some(a), _) => AgeAt::Column(sb.columns[a].as_ref()),
+                    (None, Some(d)) => AgeAt::Date(*d),
+                    (None, None) => AgeAt::Date(0),
+                };
+                temporal::age_band(input, at, *width, *top)
+            }
+            Rule::GeneralisePostcode(level) => dhub_deid::geo::generalise_postcode(input, *level),
+            Rule::Zip3 => dhub_deid::geo::zip3(input),
+            Rule::Round(base, t) => {
+                dhub_deid::rules::round(input, *base).map(|o| cast_output(o, *t))
+            }
+            Rule::TopCode(max, t) => {
+                dhub_deid::rules::top_code(input, *max).map(|o| cast_output(o, *t))
+            }
+            Rule::Redact(t) => Ok(RuleOutput::ok(new_null_array(&t.arrow(), input.len()))),
+            Rule::Map(table, default) => dhub_deid::rules::map(input, table, default.as_deref()),
+        };
+        res.map_err(|e| self.rule_err(&self.outputs[ci], e))
+    }
+}
+
+/// Per-row shifts, computing each person's shift once per batch.
+fn shift_per_row(s: &DateShifter, ps: &StringArray) -> Vec<Option<i32>> {
+    let mut memo: HashMap<&str, i32> = HashMap::new();
+    ps.iter()
+        .map(|p| p.map(|p| *memo.entry(p).or_insert_with(|| s.shift_days(p))))
+        .collect()
+}
+
+/// Casts a rule's output to the declared type (a numeric rule over text gives Float64).
+fn cast_output(mut o: RuleOutput, t: OutType) -> RuleOutput {
+    let target = t.arrow();
+    if o.array.data_type() != &target
+        && let Ok(a) = arrow_cast::cast(&o.array, &target)
+    {
+        o.array = a;
+    }
+    o
+}
+
+/// `keep` with a declared type: converts the input, reporting rows that do not convert.
+pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
+    let n = input.len();
+    let is_text = matches!(
+        input.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    let mut failures = Vec::new();
+    let target = t.arrow();
+    if input.data_type() == &target {
+        return RuleOutput::ok(arrow_array::make_array(input.to_data()));
+    }
+    let array: ArrayRef = match (t, is_text) {
+        (OutType::Date, true) => {
+            let (days, f) = temporal::days_of(input, "keep").unwrap_or((vec![None; n], Vec::new()));
+            failures = f;
+            Arc::new(arrow_array::Date32Array::from(days))
+        }
+        (OutType::Timestamp, true) => {
+            let strings = arrow_cast::cast(input, &DataType::Utf8)
+                .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
+            let s = strings.as_string::<i32>();
+            let mut v = Vec::with_capacity(n);
+            for (i, x) in s.iter().enumerate() {
+                v.push(match x.map(str::trim).filter(|x| !x.is_empty()) {
+                    None => None,
+                    Some(x) => match temporal::parse_temporal(x) {
+                        Some(Temporal::Timestamp(us)) => Some(us),
+                        Some(Temporal::Date(d)) => Some(i64::from(d) * 86_400_000_000),
+                        None => {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: dhub_deid::Reason::UnparseableDate,
+                            });
+                            None
+                        }
+                    },
+                });
+            }
+            Arc::new(arrow_array::TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+        }
+        _ => {
+            let target = match t {
+                OutType::Timestamp => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                _ => target,
+            };
+            let opts = arrow_cast::CastOptions {
+                safe: true,
+                ..Default::default()
+            };
+            // text: blank means null, and surrounding white space is ignored
+            let trimmed: ArrayRef;
+            let src: &dyn Array = if is_text {
+                let s = arrow_cast::cast(input, &DataType::Utf8)
+                    .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
+                let t: StringArray = s
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                    .collect();
+                trimmed = Arc::new(t);
+                trimmed.as_ref()
+            } else {
+                input
+            };
+            match arrow_cast::cast_with_options(src, &target, &opts) {
+                Ok(out) => {
+                    for i in 0..n {
+                        if src.is_valid(i) && out.is_null(i) {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: dhub_deid::Reason::NotANumber,
+                            });
+                        }
+                    }
+                    out
+                }
+                Err(_) => {
+                    for i in 0..n {
+                        if src.is_valid(i) {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: dhub_deid::Reason::NotANumber,
+                            });
+                        }
+                    }
+                    new_null_array(&target, n)
+                }
+            }
+        }
+    };
+    RuleOutput { array, failures }
+}

@@ -1,0 +1,101 @@
+//! # dhub-ingest: raw extracts in, de-identified Delta tables out
+//!
+//! `dhub ingest PIPELINE.toml` reads each source file named by the pipeline spec,
+//! applies a de-identification rule to **every** column, and writes the result as a
+//! Delta Lake table of zstd Parquet in the research store. Rows that fail parsing or a
+//! rule go to the quarantine with their line number and reason; rows of people on the
+//! national data opt-out list are removed and counted; every table reconciles
+//! `read = written + quarantined + opted_out`. The whole run is staged first and
+//! committed at the end, so a failed or killed run leaves every table as it was.
+//!
+//! ## The pipeline spec, field by field
+//!
+//! ```toml
+//! version = 1                 # spec format version (required; this build reads 1)
+//! name = "synthea"            # pipeline name: 1-64 of a-z 0-9 _ - (required)
+//! description = "…"           # free text (optional)
+//! max_reject_rate = 0.01      # default for every table: largest quarantined share (0.01 = 1%)
+//! date_shift_days = 50        # largest per-person date shift, days (required by `date_shift`)
+//! batch_rows = 65536          # rows per batch (1024 to 1048576)
+//!
+//! [opt_out]                   # how `--opt-out` lines are read (optional)
+//! format = "nhs_number"       # text | uuid | nhs_number
+//! entity = "person"           # the person entity (default "person")
+//!
+//! [tables.encounters]         # one table per key; the key is the output table name
+//! source = "encounters.csv"   # file relative to --source (.gz = gzip)
+//! format = "csv"              # csv | ndjson | parquet (default: from the file name)
+//! delimiter = ","             # CSV only (default "," or tab for .tsv)
+//! quote = '"'                 # CSV only
+//! gzip = false                # default: true when the name ends in .gz
+//! multiline = false           # CSV only: may quoted fields span lines?
+//! person = "PATIENT"          # source column identifying the person (optional; it must
+//!                             # be pseudonymised with the person entity)
+//! mode = "overwrite"          # overwrite | append
+//! max_reject_rate = 0.01      # overrides the pipeline default
+//!
+//! [tables.encounters.columns] # a rule for EVERY source column, by source name
+//! Id = { rule = "pseudonymise", entity = "encounter", format = "uuid" }
+//! START = { rule = "truncate_date", unit = "month" }
+//! CODE = { rule = "keep" }
+//! BASE_ENCOUNTER_COST = { rule = "keep", type = "float64" }
+//! ```
+//!
+//! Every column entry takes `rule` and optionally `name` (output column name; default
+//! the source name in lower case). The rules and their options:
+//!
+//! | rule | options | output |
+//! | --- | --- | --- |
+//! | `keep` | `type` = string (default), int32, int64, float64, boolean, date, timestamp | the value, converted; a value that does not convert is quarantined |
+//! | `drop` | — | no column |
+//! | `pseudonymise` | `entity` (required), `format` = text (default), uuid, nhs_number | 32-hex keyed pseudonym |
+//! | `date_shift` | `type` = date (default) or timestamp | shifted by the person's shift (needs `person` and `date_shift_days`) |
+//! | `truncate_date` | `unit` = year or month (required), `output` = date (default) or year (an integer, with unit year) | first day of the year or month |
+//! | `age_band` | `at` (event-date column) or `at_date` (YYYY-MM-DD), `width` (default 5), `top` | `"40-44"`, `"90+"` |
+//! | `generalise_postcode` | `level` = outward or sector | `SW1A` / `SW1A 1` |
+//! | `zip3` | — | first three digits; HIPAA restricted prefixes become `000` |
+//! | `round` | `base` (required), `type` = float64 (default) or int64 | nearest multiple |
+//! | `top_code` | `max` (required), `type` = float64 (default) or int64 | values above `max` become `max` |
+//! | `redact` | `type` | null |
+//! | `map` | `values` = { from = "to", … } (required), `default` | looked-up value; unmapped without a default is quarantined |
+//!
+//! A spec problem (unknown rule or option, a bad value, a source column without a rule,
+//! a rule for a column the source does not have) is reported before any row is read,
+//! as `FILE:LINE:COLUMN: message`.
+//!
+//! ## Sources
+//!
+//! `--source` is a local directory or an object-store URL (`s3://`, `az://`, `gs://`,
+//! `memory://`). CSV is read line by line: a line with the wrong field count, invalid
+//! UTF-8 or an unterminated quote is quarantined on its own and never swallows the lines
+//! after it (quoted fields may span lines only with `multiline = true`). Empty fields
+//! are null. NDJSON: one object per line; a field without a rule sends its row to the
+//! quarantine. Parquet: typed columns go straight to the rules.
+//!
+//! ## Quarantine
+//!
+//! `<quarantine>/<pipeline>/<run id>/<table>.csv` with `file,line,column,rule,reason,raw`.
+//! It holds identifiable raw lines: it is never inside the research store (checked).
+
+mod cache;
+mod csv;
+mod deidentify;
+mod error;
+mod optout;
+mod quarantine;
+mod report;
+mod run;
+mod source;
+mod spec;
+mod worker;
+
+pub use csv::{CsvReader, LineError, Record};
+pub use error::{IngestError, SpecError};
+pub use optout::OptOuts;
+pub use quarantine::QuarantinedRow;
+pub use report::{REPORT_FORMAT, RunReport, TableReport};
+pub use run::{IngestOptions, NoProgress, Progress, run};
+pub use source::SourceRoot;
+pub use spec::{
+    ColumnSpec, OutType, Pipeline, RULES, Rule, SPEC_VERSION, SourceFormat, TableSpec, WriteMode,
+};

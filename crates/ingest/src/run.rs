@@ -1,0 +1,502 @@
+//! One ingest run: check every source against the spec, stream each table through the
+//! rules into staged Delta files, then commit every table.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use dhub_deid::{DateShifter, MasterKey, Pseudonymiser};
+use dhub_store::{CommitTag, Location, Staged, Store, WriteOptions};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use crate::csv::{CsvReader, Record};
+use crate::deidentify::TablePlan;
+use crate::error::IngestError;
+use crate::optout::OptOuts;
+use crate::quarantine::QuarantineWriter;
+use crate::report::{REPORT_FORMAT, RunReport, TableReport};
+use crate::source::SourceRoot;
+use crate::spec::{Pipeline, Rule, SourceFormat, TableSpec};
+use crate::worker::{self, Counts, Msg, Sender};
+
+/// Where an ingest reads and writes.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    /// Research store URL.
+    pub store: String,
+    /// Directory or object-store URL holding the spec's source files.
+    pub source: String,
+    /// Quarantine area URL (identifiable; never inside the store).
+    pub quarantine: String,
+    /// National data opt-out list (one id per line).
+    pub opt_out: Option<PathBuf>,
+    /// Parquet and file-size settings.
+    pub write: WriteOptions,
+}
+
+/// Receives progress of a run (the CLI draws bars from it).
+pub trait Progress: Send + Sync {
+    /// A table starts; its source has `source_bytes` bytes.
+    fn table_started(&self, _table: &str, _source_bytes: u64) {}
+    /// `bytes_read` of the table's source have been read.
+    fn table_progress(&self, _table: &str, _bytes_read: u64) {}
+    /// A table's rows are all staged.
+    fn table_finished(&self, _table: &str, _report: &TableReport) {}
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// A table checked against its source, ready to run.
+struct Prepared {
+    spec: TableSpec,
+    /// The source's column names, in order.
+    cols: Vec<String>,
+    known: HashSet<String>,
+}
+
+fn src_err(name: &str, message: impl Into<String>) -> IngestError {
+    IngestError::Source {
+        source_name: name.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Reads a source's column names (CSV header, first NDJSON object's keys, Parquet schema).
+async fn source_columns(source: &SourceRoot, t: &TableSpec) -> Result<Vec<String>, IngestError> {
+    match t.format {
+        SourceFormat::Csv | SourceFormat::Ndjson => {
+            let (reader, _) = source.open_blocking(&t.source, t.gzip).await?;
+            let (fmt, delim, quote, name) = (t.format, t.delimiter, t.quote, t.source.clone());
+            tokio::task::spawn_blocking(move || -> Result<Vec<String>, IngestError> {
+                if fmt == SourceFormat::Csv {
+                    let mut r = CsvReader::new(reader, delim, quote, false);
+                    let mut rec = Record::default();
+                    match r
+                        .next(&mut rec)
+                        .map_err(|e| src_err(&name, format!("read failed: {e}")))?
+                    {
+                        None => Err(src_err(
+                            &name,
+                            "the file is empty: a CSV source needs a header line",
+                        )),
+                        Some(Err(e)) => Err(src_err(
+                            &name,
+                            format!("the header line is malformed: {}", e.reason()),
+                        )),
+                        Some(Ok(())) => Ok((0..rec.fields.len())
+                            .map(|i| rec.field(i).to_owned())
+                            .collect()),
+                    }
+                } else {
+                    let mut reader = reader;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        let n = std::io::BufRead::read_line(&mut reader, &mut line)
+                            .map_err(|e| src_err(&name, format!("read failed: {e}")))?;
+                        if n == 0 {
+                            return Ok(Vec::new());
+                        }
+                        if line.trim().is_empty() {
+                            continue;
+                        }
+                        let obj: serde_json::Map<String, serde_json::Value> =
+                            serde_json::from_str(&line).map_err(|_| {
+                                src_err(&name, "the first line is not a JSON object")
+                            })?;
+                        return Ok(obj.keys().cloned().collect());
+                    }
+                }
+            })
+            .await
+            .map_err(|e| IngestError::Internal(e.to_string()))?
+        }
+        SourceFormat::Parquet => {
+            let (store, path) = source.object(&t.source)?;
+            let reader = dhub_store::parquet_reader(store, path);
+            let b = parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| src_err(&t.source, format!("not a readable Parquet file: {e}")))?;
+            Ok(b.schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect())
+        }
+    }
+}
+
+async fn prepare(
+    pipeline: &Pipeline,
+    t: &TableSpec,
+    source: &SourceRoot,
+) -> Result<Prepared, IngestError> {
+    let cols = source_columns(source, t).await?;
+    let file = source.describe(&t.source);
+    let mut seen = HashSet::new();
+    for c in &cols {
+        if !seen.insert(c.as_str()) {
+            return Err(src_err(
+                &t.source,
+                format!("column `{c}` appears twice in the header; rename one"),
+            ));
+        }
+    }
+    let ruled: HashSet<&str> = t.columns.iter().map(|c| c.source.as_str()).collect();
+    for c in &cols {
+        if !ruled.contains(c.as_str()) {
+            return Err(pipeline
+                .err_at(t.at, format!(
+                    "table `{}`: source column `{c}` of {file} has no rule; every column needs one (e.g. `{c} = {{ rule = \"drop\" }}`); rules: {}",
+                    t.name,
+                    crate::spec::RULES
+                ))
+                .into());
+        }
+    }
+    if t.format != SourceFormat::Ndjson {
+        for c in &t.columns {
+            if !seen.contains(c.source.as_str()) {
+                return Err(pipeline
+                    .err_at(
+                        c.at,
+                        format!(
+                            "table `{}`: column `{}` is not in {file}, whose columns are: {}",
+                            t.name,
+                            c.source,
+                            cols.join(", ")
+                        ),
+                    )
+                    .into());
+            }
+        }
+    }
+    // output columns in source order
+    let mut spec = t.clone();
+    spec.columns.sort_by_key(|c| {
+        cols.iter()
+            .position(|x| *x == c.source)
+            .unwrap_or(usize::MAX)
+    });
+    Ok(Prepared {
+        cols,
+        known: t.columns.iter().map(|c| c.source.clone()).collect(),
+        spec,
+    })
+}
+
+fn random_suffix() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 4];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Runs `pipeline`: every table is written and staged first; only when all succeeded
+/// (reconciled, under their reject rate) is each committed. Returns the report.
+pub async fn run(
+    pipeline: &Pipeline,
+    key: &MasterKey,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<RunReport, IngestError> {
+    let started = Utc::now();
+    let t0 = Instant::now();
+    let store = Store::open(&opts.store)?;
+    let qloc = Location::parse(&opts.quarantine)?;
+    let (s, q) = (store.url().as_str(), qloc.url().as_str());
+    if q == s || q.starts_with(&format!("{s}/")) || s.starts_with(&format!("{q}/")) {
+        return Err(IngestError::QuarantineInStore {
+            quarantine: q.to_owned(),
+            store: s.to_owned(),
+        });
+    }
+    let source = SourceRoot::parse(&opts.source)?;
+
+    let mut pseudonymisers: HashMap<String, Arc<Pseudonymiser>> = HashMap::new();
+    let mut entities: Vec<&str> = vec![pipeline.person_entity.as_str()];
+    for t in &pipeline.tables {
+        for c in &t.columns {
+            if let Rule::Pseudonymise { entity, .. } = &c.rule {
+                entities.push(entity);
+            }
+        }
+    }
+    for e in entities {
+        if !pseudonymisers.contains_key(e) {
+            let p = Pseudonymiser::new(key, e).map_err(|source| IngestError::Rule {
+                table: String::new(),
+                column: String::new(),
+                source,
+            })?;
+            pseudonymisers.insert(e.to_owned(), Arc::new(p));
+        }
+    }
+    let shifter = match pipeline.date_shift_days {
+        Some(d) => Some(Arc::new(DateShifter::new(key, d).map_err(|source| {
+            IngestError::Rule {
+                table: String::new(),
+                column: String::new(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+    let opt_outs = Arc::new(match &opts.opt_out {
+        Some(p) => OptOuts::load(
+            p,
+            pipeline.opt_out_format,
+            &pseudonymisers[&pipeline.person_entity],
+        )?,
+        None => OptOuts::default(),
+    });
+
+    // 1. every source against the spec, before any row is read
+    let mut prepared = Vec::new();
+    for t in &pipeline.tables {
+        prepared.push(prepare(pipeline, t, &source).await?);
+    }
+
+    // 2. stage every table
+    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), random_suffix());
+    let mut staged: Vec<(Staged, TableReport, Option<String>)> = Vec::new();
+    for prep in prepared {
+        let (s, report, person) = ingest_table(
+            pipeline,
+            prep,
+            &store,
+            &qloc,
+            &run_id,
+            &source,
+            &pseudonymisers,
+            shifter.clone(),
+            opt_outs.clone(),
+            opts,
+            progress,
+        )
+        .await?;
+        staged.push((s, report, person));
+    }
+
+    // 3. commit
+    let mut tables = Vec::new();
+    let key_id = key.key_id().to_string();
+    for (s, mut report, person_column) in staged {
+        let mode = pipeline
+            .tables
+            .iter()
+            .find(|t| t.name == report.table)
+            .map(|t| t.mode)
+            .unwrap_or_default();
+        let tag = CommitTag {
+            key_id: key_id.clone(),
+            pipeline: pipeline.name.clone(),
+            spec_sha256: pipeline.sha256.clone(),
+            run_id: run_id.clone(),
+            person_column,
+        };
+        let c = s.commit(mode, tag.app_metadata()).await?;
+        report.delta_version = Some(c.version);
+        report.files = c.files;
+        report.bytes = c.bytes;
+        tracing::info!(table = %report.table, version = c.version, rows = c.rows, "committed");
+        tables.push(report);
+    }
+    Ok(RunReport {
+        format: REPORT_FORMAT,
+        run_id,
+        pipeline: pipeline.name.clone(),
+        spec_sha256: pipeline.sha256.clone(),
+        key_id,
+        store: store.url().to_string(),
+        quarantine: qloc.url().to_string(),
+        opt_out_people: opt_outs.len(),
+        started,
+        seconds: t0.elapsed().as_secs_f64(),
+        committed: true,
+        tables,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn ingest_table(
+    pipeline: &Pipeline,
+    prep: Prepared,
+    store: &Store,
+    qloc: &Location,
+    run_id: &str,
+    source: &SourceRoot,
+    pseudonymisers: &HashMap<String, Arc<Pseudonymiser>>,
+    shifter: Option<Arc<DateShifter>>,
+    opt_outs: Arc<OptOuts>,
+    opts: &IngestOptions,
+    progress: &dyn Progress,
+) -> Result<(Staged, TableReport, Option<String>), IngestError> {
+    let t0 = Instant::now();
+    let t = prep.spec;
+    let mut plan = TablePlan::new(&t, pseudonymisers, shifter, opt_outs);
+    let person = plan.person_column().map(str::to_owned);
+    let mut writer = store
+        .begin_write(&t.name, plan.schema(), t.mode, &opts.write)
+        .await?;
+    let mut quarantine =
+        QuarantineWriter::new(qloc.clone(), &pipeline.name, run_id, &t.name, &t.source);
+    let total = source.size(&t.source).await?;
+    progress.table_started(&t.name, total);
+    let (tx, mut rx) = mpsc::channel::<Msg>(4);
+    let batch_rows = pipeline.batch_rows;
+    let counter;
+    let worker: tokio::task::JoinHandle<Result<Counts, IngestError>> = match t.format {
+        SourceFormat::Csv => {
+            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
+            counter = Some(c);
+            // header position of each plan input
+            let header_index: Vec<usize> = plan
+                .inputs
+                .iter()
+                .map(|i| prep.cols.iter().position(|c| c == i).unwrap_or(0))
+                .collect();
+            let width = prep.cols.len();
+            let (d, q, m) = (t.delimiter, t.quote, t.multiline);
+            tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                worker::csv(
+                    reader,
+                    d,
+                    q,
+                    m,
+                    &header_index,
+                    width,
+                    &mut plan,
+                    batch_rows,
+                    &out,
+                )
+            })
+        }
+        SourceFormat::Ndjson => {
+            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
+            counter = Some(c);
+            let known = prep.known;
+            tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                worker::ndjson(reader, &known, &mut plan, batch_rows, &out)
+            })
+        }
+        SourceFormat::Parquet => {
+            counter = None;
+            let (os, path) = source.object(&t.source)?;
+            let name = t.source.clone();
+            let rt = tokio::runtime::Handle::current();
+            tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                let reader = dhub_store::parquet_reader(os, path);
+                let mut stream = rt
+                    .block_on(async {
+                        parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                            .await?
+                            .with_batch_size(batch_rows)
+                            .build()
+                    })
+                    .map_err(|e| src_err(&name, format!("cannot read: {e}")))?;
+                let mut counts = Counts::default();
+                let mut row = 1u64;
+                while let Some(b) = rt.block_on(stream.next()) {
+                    let b =
+                        b.map_err(|e| src_err(&name, format!("read failed after row {row}: {e}")))?;
+                    let n = b.num_rows() as u64;
+                    worker::typed_batch(&b, row, &mut plan, &out, &mut counts)?;
+                    row += n;
+                }
+                Ok(counts)
+            })
+        }
+    };
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut received = 0u64;
+    let result: Result<(), IngestError> = async {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Msg::Batch(b) => {
+                    received += b.num_rows() as u64;
+                    writer.write(b).await?;
+                }
+                Msg::Quarantine(rows) => {
+                    for r in &rows {
+                        *reasons
+                            .entry(format!("{}: {}", r.rule, r.reason))
+                            .or_default() += 1;
+                    }
+                    quarantine.write(&rows).await?;
+                }
+            }
+            if let Some(c) = &counter {
+                progress.table_progress(&t.name, c.get());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(rx);
+    let counts = worker
+        .await
+        .map_err(|e| IngestError::Internal(format!("table worker: {e}")));
+    let qfile = quarantine.finish().await;
+    result?;
+    let counts = counts??;
+    let qfile = qfile?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let report = TableReport {
+        table: t.name.clone(),
+        source: t.source.clone(),
+        rows_read: counts.read,
+        rows_written: received,
+        rows_quarantined: counts.quarantined,
+        rows_opted_out: counts.opted_out,
+        delta_version: None,
+        files: 0,
+        bytes: 0,
+        source_bytes: total,
+        seconds,
+        rows_per_second: counts.read as f64 / seconds.max(1e-9),
+        quarantine_reasons: reasons,
+        quarantine_file: qfile,
+    };
+    if !report.reconciles() || received != counts.written || writer.rows() != received {
+        writer.abort();
+        return Err(IngestError::Reconciliation {
+            table: t.name.clone(),
+            read: counts.read,
+            written: received,
+            quarantined: counts.quarantined,
+            opted_out: counts.opted_out,
+        });
+    }
+    let share = if counts.read == 0 {
+        0.0
+    } else {
+        counts.quarantined as f64 / counts.read as f64
+    };
+    if share > t.max_reject_rate {
+        writer.abort();
+        return Err(IngestError::TooManyRejects {
+            table: t.name.clone(),
+            read: counts.read,
+            quarantined: counts.quarantined,
+            share: share * 100.0,
+            limit: t.max_reject_rate * 100.0,
+            quarantine: report
+                .quarantine_file
+                .clone()
+                .unwrap_or_else(|| qloc.url().to_string()),
+        });
+    }
+    progress.table_finished(&t.name, &report);
+    let staged = writer.finish().await?;
+    Ok((staged, report, person))
+}

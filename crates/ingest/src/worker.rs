@@ -1,0 +1,383 @@
+//! The blocking side of a table's ingest: read the source, build batches of source
+//! columns, de-identify them, and hand batches and quarantined rows to the writer.
+
+use std::io::BufRead;
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use tokio::sync::mpsc;
+
+use crate::csv::{CsvReader, Record};
+use crate::deidentify::{Processed, RawRows, SourceBatch, TablePlan};
+use crate::error::IngestError;
+use crate::quarantine::QuarantinedRow;
+
+/// What the worker sends to the writer.
+#[derive(Debug)]
+pub enum Msg {
+    /// De-identified rows.
+    Batch(RecordBatch),
+    /// Rows for the quarantine.
+    Quarantine(Vec<QuarantinedRow>),
+}
+
+/// Counts of one table's rows.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counts {
+    /// Records read.
+    pub read: u64,
+    /// Rows sent to be written.
+    pub written: u64,
+    /// Rows quarantined.
+    pub quarantined: u64,
+    /// Rows of opted-out people.
+    pub opted_out: u64,
+}
+
+/// A text column under construction (empty fields become nulls).
+struct StrCol {
+    values: Vec<u8>,
+    offsets: Vec<i32>,
+    nulls: NullBufferBuilder,
+}
+
+impl StrCol {
+    fn new(rows: usize) -> Self {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        Self {
+            values: Vec::with_capacity(rows * 16),
+            offsets,
+            nulls: NullBufferBuilder::new(rows),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: &[u8]) {
+        if v.is_empty() {
+            self.nulls.append_null();
+        } else {
+            self.values.extend_from_slice(v);
+            self.nulls.append_non_null();
+        }
+        self.offsets
+            .push(i32::try_from(self.values.len()).unwrap_or(i32::MAX));
+    }
+
+    fn push_null(&mut self) {
+        self.nulls.append_null();
+        self.offsets
+            .push(i32::try_from(self.values.len()).unwrap_or(i32::MAX));
+    }
+
+    fn finish(&mut self, rows: usize) -> Result<ArrayRef, String> {
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows * 16));
+        let mut offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
+        self.offsets.push(0);
+        if values.len() > i32::MAX as usize {
+            return Err("a batch's text column exceeds 2 GiB; lower batch_rows".into());
+        }
+        if offsets.is_empty() {
+            offsets.push(0);
+        }
+        let nulls = self.nulls.finish();
+        StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(values),
+            nulls,
+        )
+        .map(|a| Arc::new(a) as ArrayRef)
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Rows of source columns under construction.
+pub(crate) struct BatchBuilder {
+    cols: Vec<StrCol>,
+    lines: Vec<u64>,
+    raw: Vec<u8>,
+    raw_ends: Vec<usize>,
+    rows: usize,
+    cap: usize,
+}
+
+impl BatchBuilder {
+    pub(crate) fn new(inputs: usize, cap: usize) -> Self {
+        Self {
+            cols: (0..inputs).map(|_| StrCol::new(cap)).collect(),
+            lines: Vec::with_capacity(cap),
+            raw: Vec::with_capacity(cap * 128),
+            raw_ends: Vec::with_capacity(cap),
+            rows: 0,
+            cap,
+        }
+    }
+
+    fn push_row(&mut self, line: u64, raw: &[u8]) {
+        self.lines.push(line);
+        self.raw.extend_from_slice(raw);
+        self.raw_ends.push(self.raw.len());
+        self.rows += 1;
+    }
+
+    fn full(&self) -> bool {
+        self.rows >= self.cap
+    }
+
+    fn take(&mut self, table: &str) -> Result<SourceBatch, IngestError> {
+        let rows = self.rows;
+        let mut columns = Vec::with_capacity(self.cols.len());
+        for c in &mut self.cols {
+            columns.push(c.finish(rows).map_err(|message| IngestError::Arrow {
+                table: table.to_owned(),
+                message,
+            })?);
+        }
+        self.rows = 0;
+        Ok(SourceBatch {
+            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(self.cap)),
+            raw: RawRows::Lines(
+                std::mem::replace(&mut self.raw, Vec::with_capacity(self.cap * 128)),
+                std::mem::replace(&mut self.raw_ends, Vec::with_capacity(self.cap)),
+            ),
+            columns,
+        })
+    }
+}
+
+/// Sends messages to the writer, reporting a closed channel as an error.
+pub(crate) struct Sender {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl Sender {
+    pub(crate) fn new(tx: mpsc::Sender<Msg>) -> Self {
+        Self { tx }
+    }
+
+    fn send(&self, m: Msg) -> Result<(), IngestError> {
+        self.tx
+            .blocking_send(m)
+            .map_err(|_| IngestError::Internal("the table writer stopped".into()))
+    }
+
+    pub(crate) fn processed(&self, p: Processed, counts: &mut Counts) -> Result<(), IngestError> {
+        counts.opted_out += p.opted_out;
+        counts.quarantined += p.quarantined.len() as u64;
+        if !p.quarantined.is_empty() {
+            self.send(Msg::Quarantine(p.quarantined))?;
+        }
+        if let Some(b) = p.batch {
+            counts.written += b.num_rows() as u64;
+            self.send(Msg::Batch(b))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn quarantine(
+        &self,
+        rows: Vec<QuarantinedRow>,
+        counts: &mut Counts,
+    ) -> Result<(), IngestError> {
+        counts.quarantined += rows.len() as u64;
+        if rows.is_empty() {
+            Ok(())
+        } else {
+            self.send(Msg::Quarantine(rows))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// Ingests a CSV source: `header_index[k]` is the header position of input `k`;
+/// `width` the header's field count.
+pub(crate) fn csv(
+    reader: Box<dyn BufRead + Send>,
+    delimiter: u8,
+    quote: u8,
+    multiline: bool,
+    header_index: &[usize],
+    width: usize,
+    plan: &mut TablePlan,
+    batch_rows: usize,
+    out: &Sender,
+) -> Result<Counts, IngestError> {
+    let mut r = CsvReader::new(reader, delimiter, quote, multiline);
+    let mut rec = Record::default();
+    let mut counts = Counts::default();
+    let mut b = BatchBuilder::new(header_index.len(), batch_rows);
+    let mut bad: Vec<QuarantinedRow> = Vec::new();
+    let io = |e: std::io::Error| IngestError::Source {
+        source_name: plan.table.clone(),
+        message: format!("read failed: {e}"),
+    };
+    // the header was checked before any row was read
+    let _ = r.next(&mut rec).map_err(io)?;
+    loop {
+        let res = r.next(&mut rec).map_err(|e| IngestError::Source {
+            source_name: plan.table.clone(),
+            message: format!("read failed after line {}: {e}", rec.line),
+        })?;
+        let Some(res) = res else { break };
+        counts.read += 1;
+        match res {
+            Err(e) => bad.push(QuarantinedRow {
+                line: rec.line,
+                column: None,
+                rule: "parse",
+                reason: e.reason().to_owned(),
+                raw: rec.raw.clone(),
+            }),
+            Ok(()) if rec.fields.len() != width => bad.push(QuarantinedRow {
+                line: rec.line,
+                column: None,
+                rule: "parse",
+                reason: format!("expected {width} fields, found {}", rec.fields.len()),
+                raw: rec.raw.clone(),
+            }),
+            Ok(()) => {
+                let data = rec.data();
+                for (col, &h) in b.cols.iter_mut().zip(header_index) {
+                    let (s, e) = rec.fields[h];
+                    col.push(&data[s..e]);
+                }
+                b.push_row(rec.line, &rec.raw);
+                if b.full() {
+                    let sb = b.take(&plan.table)?;
+                    out.processed(plan.apply(&sb)?, &mut counts)?;
+                    out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+                }
+            }
+        }
+        if bad.len() >= 4096 {
+            out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+        }
+    }
+    if b.rows > 0 {
+        let sb = b.take(&plan.table)?;
+        out.processed(plan.apply(&sb)?, &mut counts)?;
+    }
+    out.quarantine(bad, &mut counts)?;
+    Ok(counts)
+}
+
+/// Ingests an NDJSON source: one JSON object per line; `known` holds every field the
+/// spec has a rule for (a field without one sends its row to the quarantine).
+pub(crate) fn ndjson(
+    mut reader: Box<dyn BufRead + Send>,
+    known: &std::collections::HashSet<String>,
+    plan: &mut TablePlan,
+    batch_rows: usize,
+    out: &Sender,
+) -> Result<Counts, IngestError> {
+    let mut counts = Counts::default();
+    let inputs = plan.inputs.clone();
+    let mut b = BatchBuilder::new(inputs.len(), batch_rows);
+    let mut bad = Vec::new();
+    let mut line = Vec::new();
+    let mut n = 0u64;
+    let mut text = String::new();
+    loop {
+        line.clear();
+        let got = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| IngestError::Source {
+                source_name: plan.table.clone(),
+                message: format!("read failed after line {n}: {e}"),
+            })?;
+        if got == 0 {
+            break;
+        }
+        n += 1;
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        counts.read += 1;
+        let quarantine = |reason: String, column: Option<String>| QuarantinedRow {
+            line: n,
+            column,
+            rule: "parse",
+            reason,
+            raw: line.clone(),
+        };
+        let obj: serde_json::Map<String, serde_json::Value> = match std::str::from_utf8(&line) {
+            Err(_) => {
+                bad.push(quarantine("line is not valid UTF-8".into(), None));
+                continue;
+            }
+            Ok(s) => match serde_json::from_str(s) {
+                Ok(o) => o,
+                Err(e) => {
+                    bad.push(quarantine(
+                        format!("not a JSON object (column {})", e.column()),
+                        None,
+                    ));
+                    continue;
+                }
+            },
+        };
+        if let Some(k) = obj.keys().find(|k| !known.contains(*k)) {
+            bad.push(quarantine(
+                "field has no rule in the pipeline spec".into(),
+                Some(k.clone()),
+            ));
+            continue;
+        }
+        for (col, name) in b.cols.iter_mut().zip(&inputs) {
+            match obj.get(name) {
+                None | Some(serde_json::Value::Null) => col.push_null(),
+                Some(serde_json::Value::String(s)) => col.push(s.as_bytes()),
+                Some(v) => {
+                    text.clear();
+                    use std::fmt::Write;
+                    let _ = write!(text, "{v}");
+                    col.push(text.as_bytes());
+                }
+            }
+        }
+        b.push_row(n, &line);
+        if b.full() {
+            let sb = b.take(&plan.table)?;
+            out.processed(plan.apply(&sb)?, &mut counts)?;
+            out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+        }
+    }
+    if b.rows > 0 {
+        let sb = b.take(&plan.table)?;
+        out.processed(plan.apply(&sb)?, &mut counts)?;
+    }
+    out.quarantine(bad, &mut counts)?;
+    Ok(counts)
+}
+
+/// De-identifies one batch of a typed (Parquet) source, rows numbered from `first_row`.
+pub(crate) fn typed_batch(
+    batch: &RecordBatch,
+    first_row: u64,
+    plan: &mut TablePlan,
+    out: &Sender,
+    counts: &mut Counts,
+) -> Result<(), IngestError> {
+    let n = batch.num_rows();
+    counts.read += n as u64;
+    let mut columns = Vec::with_capacity(plan.inputs.len());
+    for name in &plan.inputs {
+        let c = batch
+            .column_by_name(name)
+            .ok_or_else(|| IngestError::Source {
+                source_name: plan.table.clone(),
+                message: format!("column `{name}` disappeared from the Parquet file"),
+            })?;
+        columns.push(c.clone());
+    }
+    let sb = SourceBatch {
+        lines: (0..n as u64).map(|i| first_row + i).collect(),
+        raw: RawRows::Typed(batch.clone()),
+        columns,
+    };
+    out.processed(plan.apply(&sb)?, counts)
+}
