@@ -96,6 +96,9 @@ pub struct IngestArgs {
     /// Write the run report (JSON) here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Override every table's max_reject_rate for this run (0 to 1; 0.05 = 5%).
+    #[arg(long, value_parser = parse_rate)]
+    pub max_reject_rate: Option<f64>,
     /// Roll Parquet data files at this many MiB.
     #[arg(long, default_value_t = 128)]
     pub target_file_mib: u64,
@@ -180,4 +183,13 @@ pub struct QuickstartArgs {
     /// Directory for the raw synthetic sample.
     #[arg(long, default_value = "./dhub-data/raw/synthea")]
     pub raw: PathBuf,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a share between 0 and 1 (e.g. 0.05 for 5%)"
+        )),
+    }
 }

@@ -149,20 +149,30 @@ pub const RESTRICTED_ZIP3: [&str; 21] = [
 
 /// The safe-harbor three-digit ZIP of one value: `Ok(None)` for blank, `Err` when the
 /// value is not a 5-digit ZIP or ZIP+4 (`12345-6789` or `123456789`).
+///
+/// A ZIP of 3 or 4 digits is one that lost its leading zeros on the way through a
+/// spreadsheet or a numeric column (Synthea's own exports hold `1850` for `01850`): it is
+/// padded back to 5 digits before the prefix is taken, since no other reading exists.
 pub fn zip3_of(raw: &str) -> Result<Option<[u8; 3]>, Reason> {
     let t = raw.trim().as_bytes();
     if t.is_empty() {
         return Ok(None);
     }
     let ok = match t.len() {
-        5 | 9 => t.iter().all(u8::is_ascii_digit),
+        3..=5 | 9 => t.iter().all(u8::is_ascii_digit),
         10 => t[5] == b'-' && t[..5].iter().chain(&t[6..]).all(u8::is_ascii_digit),
         _ => false,
     };
     if !ok {
         return Err(Reason::MalformedZip);
     }
-    let p = [t[0], t[1], t[2]];
+    let mut five = [b'0'; 5];
+    if t.len() < 5 {
+        five[5 - t.len()..].copy_from_slice(t);
+    } else {
+        five.copy_from_slice(&t[..5]);
+    }
+    let p = [five[0], five[1], five[2]];
     if RESTRICTED_ZIP3.iter().any(|r| r.as_bytes() == p) {
         Ok(Some(*b"000"))
     } else {
@@ -270,9 +280,15 @@ mod tests {
             assert_eq!(zip3_of(&format!("{r}12")), Ok(Some(*b"000")));
         }
         assert_eq!(zip3_of("90210"), Ok(Some(*b"902")));
+        // leading zeros lost to a numeric column
+        assert_eq!(zip3_of("1850"), Ok(Some(*b"018")));
+        assert_eq!(zip3_of("3601"), Ok(Some(*b"000")), "03601 is restricted");
+        assert_eq!(zip3_of("501"), Ok(Some(*b"005")));
+        assert!(zip3_of("12").is_err());
+        assert!(zip3_of("123456").is_err());
         assert_eq!(zip3_of("902101234"), Ok(Some(*b"902")));
         assert_eq!(zip3_of(" "), Ok(None));
-        for bad in ["9021", "90210-12", "9021O", "902101", "abcde"] {
+        for bad in ["90210-12", "9021O", "902101", "abcde", "12"] {
             assert_eq!(zip3_of(bad), Err(Reason::MalformedZip), "{bad}");
         }
         let ints = Int64Array::from(vec![Some(2155), Some(3601), None]);

@@ -242,6 +242,30 @@ pub fn truncate_date(
     unit: DateUnit,
     output: TruncateOutput,
 ) -> Result<RuleOutput, RuleError> {
+    truncate_date_floored(array, unit, output, None)
+}
+
+/// [`truncate_date`] with a floor: a date before `floor` (days since 1970-01-01) is
+/// raised to `floor` before it is truncated. This is how ages over 89 are top-coded
+/// under HIPAA safe harbor when only the birth year is released: with `floor` set to
+/// 1 January of (release year − 90), everyone aged 90 or over shares one birth year,
+/// which reads "that year or earlier".
+///
+/// ```
+/// use arrow_array::{Array, Int32Array, StringArray, cast::AsArray, types::Int32Type};
+/// use dhub_deid::temporal::{DateUnit, TruncateOutput, days_from_ymd, truncate_date_floored};
+/// let births = StringArray::from(vec![Some("1930-05-17"), Some("1981-02-03"), None]);
+/// let floor = days_from_ymd(1936, 1, 1);
+/// let o = truncate_date_floored(&births, DateUnit::Year, TruncateOutput::YearNumber, floor).unwrap();
+/// let years: Vec<_> = o.array.as_primitive::<Int32Type>().iter().collect();
+/// assert_eq!(years, vec![Some(1936), Some(1981), None]);
+/// ```
+pub fn truncate_date_floored(
+    array: &dyn Array,
+    unit: DateUnit,
+    output: TruncateOutput,
+    floor: Option<i32>,
+) -> Result<RuleOutput, RuleError> {
     if output == TruncateOutput::YearNumber && unit != DateUnit::Year {
         return Err(RuleError::BadParameter {
             rule: "truncate_date",
@@ -258,7 +282,7 @@ pub fn truncate_date(
                 years.push(None);
                 continue;
             }
-            Some(d) => date_from_days(d),
+            Some(d) => date_from_days(floor.map_or(d, |f| d.max(f))),
         };
         let t = date.and_then(|nd| match unit {
             DateUnit::Year => days_from_ymd(nd.year(), 1, 1).map(|d| (d, nd.year())),

@@ -321,7 +321,9 @@ impl TablePlan {
                     cast_output(o, t)
                 })
             }
-            Rule::TruncateDate(unit, out) => temporal::truncate_date(input, *unit, *out),
+            Rule::TruncateDate(unit, out, floor) => {
+                temporal::truncate_date_floored(input, *unit, *out, *floor)
+            }
             Rule::AgeBand {
                 at_date,
                 width,

@@ -50,7 +50,7 @@
 //! | `drop` | — | no column |
 //! | `pseudonymise` | `entity` (required), `format` = text (default), uuid, nhs_number | 32-hex keyed pseudonym |
 //! | `date_shift` | `type` = date (default) or timestamp | shifted by the person's shift (needs `person` and `date_shift_days`) |
-//! | `truncate_date` | `unit` = year or month (required), `output` = date (default) or year (an integer, with unit year) | first day of the year or month |
+//! | `truncate_date` | `unit` = year or month (required), `output` = date (default) or year (an integer, with unit year), `floor` (YYYY-MM-DD: earlier dates are raised to it first, e.g. to top-code ages over 89) | first day of the year or month |
 //! | `age_band` | `at` (event-date column) or `at_date` (YYYY-MM-DD), `width` (default 5), `top` | `"40-44"`, `"90+"` |
 //! | `generalise_postcode` | `level` = outward or sector | `SW1A` / `SW1A 1` |
 //! | `zip3` | — | first three digits; HIPAA restricted prefixes become `000` |

@@ -35,6 +35,8 @@ pub struct IngestOptions {
     pub opt_out: Option<PathBuf>,
     /// Parquet and file-size settings.
     pub write: WriteOptions,
+    /// Overrides every table's `max_reject_rate` for this run (0.0 to 1.0).
+    pub max_reject_rate: Option<f64>,
 }
 
 /// Receives progress of a run (the CLI draws bars from it).
@@ -477,19 +479,20 @@ async fn ingest_table(
             opted_out: counts.opted_out,
         });
     }
+    let limit = opts.max_reject_rate.unwrap_or(t.max_reject_rate);
     let share = if counts.read == 0 {
         0.0
     } else {
         counts.quarantined as f64 / counts.read as f64
     };
-    if share > t.max_reject_rate {
+    if share > limit {
         writer.abort();
         return Err(IngestError::TooManyRejects {
             table: t.name.clone(),
             read: counts.read,
             quarantined: counts.quarantined,
             share: share * 100.0,
-            limit: t.max_reject_rate * 100.0,
+            limit: limit * 100.0,
             quarantine: report
                 .quarantine_file
                 .clone()

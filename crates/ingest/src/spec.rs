@@ -87,6 +87,8 @@ struct RawColumn {
     #[serde(default)]
     at_date: Option<Spanned<String>>,
     #[serde(default)]
+    floor: Option<Spanned<String>>,
+    #[serde(default)]
     width: Option<Spanned<u32>>,
     #[serde(default)]
     top: Option<Spanned<u32>>,
@@ -166,8 +168,9 @@ pub enum Rule {
     },
     /// Per-person date shift.
     DateShift(TextDates),
-    /// Truncate to year or month.
-    TruncateDate(DateUnit, TruncateOutput),
+    /// Truncate to year or month; dates before the floor (days since epoch) are raised
+    /// to it first.
+    TruncateDate(DateUnit, TruncateOutput, Option<i32>),
     /// Age band at an event date (a source column) or a fixed date (days since epoch).
     AgeBand {
         /// Source column of the event date.
@@ -219,8 +222,8 @@ impl Rule {
             Rule::Drop => return None,
             Rule::DateShift(TextDates::Date) => OutType::Date,
             Rule::DateShift(TextDates::Timestamp) => OutType::Timestamp,
-            Rule::TruncateDate(_, TruncateOutput::Date) => OutType::Date,
-            Rule::TruncateDate(_, TruncateOutput::YearNumber) => OutType::Int32,
+            Rule::TruncateDate(_, TruncateOutput::Date, _) => OutType::Date,
+            Rule::TruncateDate(_, TruncateOutput::YearNumber, _) => OutType::Int32,
             Rule::Pseudonymise { .. }
             | Rule::AgeBand { .. }
             | Rule::GeneralisePostcode(_)
@@ -660,7 +663,7 @@ fn compile_column(
         "drop" => &[],
         "pseudonymise" => &["entity", "format"],
         "date_shift" => &["type"],
-        "truncate_date" => &["unit", "output"],
+        "truncate_date" => &["unit", "output", "floor"],
         "age_band" => &["at", "at_date", "width", "top"],
         "generalise_postcode" => &["level"],
         "zip3" => &[],
@@ -674,7 +677,7 @@ fn compile_column(
             ));
         }
     };
-    let present: [(&str, Option<Span>); 14] = [
+    let present: [(&str, Option<Span>); 15] = [
         ("type", r.ty.as_ref().map(Span::from)),
         ("entity", r.entity.as_ref().map(Span::from)),
         ("format", r.format.as_ref().map(Span::from)),
@@ -682,6 +685,7 @@ fn compile_column(
         ("output", r.output.as_ref().map(Span::from)),
         ("at", r.at.as_ref().map(Span::from)),
         ("at_date", r.at_date.as_ref().map(Span::from)),
+        ("floor", r.floor.as_ref().map(Span::from)),
         ("width", r.width.as_ref().map(Span::from)),
         ("top", r.top.as_ref().map(Span::from)),
         ("level", r.level.as_ref().map(Span::from)),
@@ -776,7 +780,14 @@ fn compile_column(
                     return Err(cx.err(o, format!("unknown output `{other}`; use date or year")));
                 }
             };
-            Rule::TruncateDate(unit, output)
+            let floor = match &r.floor {
+                None => None,
+                Some(d) => match dhub_deid::temporal::parse_temporal(d.get_ref()) {
+                    Some(t) => Some(t.days()),
+                    None => return Err(cx.err(d, "floor must be a date, YYYY-MM-DD")),
+                },
+            };
+            Rule::TruncateDate(unit, output, floor)
         }
         "age_band" => {
             let at_date = match &r.at_date {

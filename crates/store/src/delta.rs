@@ -125,6 +125,18 @@ pub(crate) fn register_with_deltalake() {
 /// Opens the table at `url` (newest version, or `version`); `None` when no table exists.
 pub async fn open_table(url: &Url, name: &str, version: Option<u64>) -> Result<Option<DeltaTable>> {
     register_with_deltalake();
+    // No `_delta_log/` entry: no table (deltalake refuses a missing local directory
+    // with a location error rather than "not a table").
+    let (os, base) = root_store(url)?;
+    let log = base.join("_delta_log");
+    let first = os
+        .list(Some(&log))
+        .try_next()
+        .await
+        .map_err(|e| StoreError::os(&log, e))?;
+    if first.is_none() {
+        return Ok(None);
+    }
     let mut b = DeltaTableBuilder::from_url(url.clone()).map_err(|e| StoreError::delta(name, e))?;
     if let Some(v) = version {
         b = b.with_version(v);
@@ -182,6 +194,14 @@ impl TableWrite {
         opts: &WriteOptions,
     ) -> Result<Self> {
         let existing = open_table(&url, name, None).await?;
+        if url.scheme() == "file" {
+            if let Ok(dir) = url.to_file_path() {
+                std::fs::create_dir_all(&dir).map_err(|e| StoreError::Write {
+                    table: name.to_owned(),
+                    message: format!("cannot create {}: {e}", dir.display()),
+                })?;
+            }
+        }
         if let (Some(t), WriteMode::Append) = (&existing, mode) {
             let current = t
                 .snapshot()

@@ -79,6 +79,12 @@ impl Rng {
     /// Uniform in `lo..=hi` (requires `lo <= hi`).
     #[inline]
     pub(crate) fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        // An empty range (hi < lo) would wrap to almost any i64: give `lo` instead,
+        // and keep the draw so the stream stays aligned.
+        if hi < lo {
+            self.next_u64();
+            return lo;
+        }
         let span = hi.wrapping_sub(lo) as u64;
         lo.wrapping_add(self.below(span.wrapping_add(1)) as i64)
     }
@@ -210,6 +216,8 @@ mod tests {
             assert!((0.0..1.0).contains(&f));
         }
         assert_eq!(r.below(0), 0);
+        // an empty range gives its low end instead of wrapping
+        assert_eq!(r.range(10, 3), 10);
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<RunReport> {
             target_file_size: args.target_file_mib.max(1) * 1024 * 1024,
             ..WriteOptions::default()
         },
+        max_reject_rate: args.max_reject_rate,
     };
     let bars = Bars::new();
     let report = super::runtime()?
