@@ -105,3 +105,243 @@ pub fn assert_no_secret(output: &str, secrets: &[String]) {
         );
     }
 }
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repository root")
+        .to_path_buf()
+}
+
+/// The real Synthea sample (`../shared/data/synthea-27` beside the repository). Its
+/// absence is a failure, never a skip.
+pub fn synthea27() -> PathBuf {
+    let dir = repo().join("../shared/data/synthea-27");
+    assert!(
+        dir.join("patients.csv").is_file(),
+        "the real Synthea sample is missing: expected {} (../shared/data/synthea-27 beside the repository)",
+        dir.display()
+    );
+    dir
+}
+
+/// A tool the test command installs, found through an environment variable or under
+/// `~/.cache/dhub`; its absence fails the test with the command that installs it.
+fn tool(var: &str, default: &str) -> PathBuf {
+    let p = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        home.join(".cache/dhub").join(default)
+    });
+    assert!(
+        p.exists(),
+        "{} is missing ({var} unset or wrong): run the suite with ./scripts/test, which installs it",
+        p.display()
+    );
+    p
+}
+
+/// Python in the venv made by ./scripts/test (deltalake, polars, pyarrow, duckdb, ...).
+pub fn python() -> PathBuf {
+    tool("DHUB_PYTHON", "venv/bin/python")
+}
+
+/// The S3-compatible server (moto, from PyPI).
+pub fn moto_server() -> PathBuf {
+    tool("DHUB_MOTO", "venv/bin/moto_server")
+}
+
+/// Azurite's blob service (Microsoft's Azure Storage emulator, from npm).
+pub fn azurite() -> PathBuf {
+    tool("DHUB_AZURITE", "node/node_modules/.bin/azurite-blob")
+}
+
+/// Runs `tests/py/<script>` with `args` and `envs`; returns stdout, failing on error.
+pub fn run_python(script: &str, args: &[&str], envs: &[(String, String)]) -> String {
+    let mut c = Command::new(python());
+    c.arg(repo().join("tests/py").join(script)).args(args);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run python");
+    assert!(
+        out.status.success(),
+        "python {script} failed:\n{}",
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// What the independent readers (deltalake, polars) see of `tables` under `root`.
+pub fn delta_read(
+    root: &str,
+    tables: &[&str],
+    values: &[&str],
+    envs: &[(String, String)],
+) -> serde_json::Value {
+    let mut args: Vec<&str> = vec![root];
+    args.extend_from_slice(tables);
+    for v in values {
+        args.push("--values");
+        args.push(v);
+    }
+    serde_json::from_str(&run_python("delta_read.py", &args, envs)).expect("delta_read.py JSON")
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until something listens on `port` (or panics after `secs`).
+pub fn wait_for_port(port: u16, secs: u64, what: &str) {
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t.elapsed().as_secs() < secs,
+            "{what} did not start listening on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// A child process killed when dropped (servers started by a test).
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The records of a CSV file (RFC 4180 quoting; the header is record 0).
+pub fn csv_records(path: &Path) -> Vec<Vec<String>> {
+    let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = String::from_utf8_lossy(&data);
+    let mut out = Vec::new();
+    let mut rec = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if quoted {
+            if c == '"' {
+                if chars.peek() == Some(&'"') {
+                    field.push('"');
+                    chars.next();
+                } else {
+                    quoted = false;
+                }
+            } else {
+                field.push(c);
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            ',' => rec.push(std::mem::take(&mut field)),
+            '\r' => {}
+            '\n' => {
+                rec.push(std::mem::take(&mut field));
+                out.push(std::mem::take(&mut rec));
+            }
+            _ => field.push(c),
+        }
+    }
+    if !field.is_empty() || !rec.is_empty() {
+        rec.push(field);
+        out.push(rec);
+    }
+    out
+}
+
+/// The values of `column` in a CSV file with a header.
+pub fn csv_column(path: &Path, column: &str) -> Vec<String> {
+    let recs = csv_records(path);
+    let i = recs[0]
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {}", path.display()));
+    recs[1..].iter().map(|r| r[i].clone()).collect()
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.expect("dir entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every cell of a Parquet file rendered as text (for leak scans).
+pub fn parquet_cells(path: &Path) -> Vec<String> {
+    use arrow_array::Array;
+    let f = std::fs::File::open(path).expect("open parquet");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.expect("batch");
+        for col in b.columns() {
+            // named time zones need chrono-tz to print; the instant is what matters here
+            let col = match col.data_type() {
+                arrow_schema::DataType::Timestamp(unit, Some(_)) => {
+                    arrow_cast::cast(col, &arrow_schema::DataType::Timestamp(*unit, None))
+                        .expect("cast")
+                }
+                _ => col.clone(),
+            };
+            let s = arrow_cast::cast(&col, &arrow_schema::DataType::Utf8).expect("cast to text");
+            let s = s
+                .as_any()
+                .downcast_ref::<arrow_array::StringArray>()
+                .expect("utf8");
+            out.extend(s.iter().flatten().map(str::to_owned));
+        }
+    }
+    out
+}
+
+/// Generates with `dhub synth` into `dir/out`.
+pub fn synth(
+    dir: &Path,
+    format: &str,
+    patients: u32,
+    seed: u32,
+    defects: f64,
+    out: &str,
+) -> PathBuf {
+    ok(dhub(dir)
+        .args([
+            "synth",
+            "--format",
+            format,
+            "--patients",
+            &patients.to_string(),
+            "--seed",
+        ])
+        .arg(seed.to_string())
+        .args(["--defects", &defects.to_string(), "--out", out])
+        .output()
+        .expect("synth"));
+    dir.join(out)
+}

@@ -69,14 +69,36 @@ fn quickstart_from_an_empty_directory() {
             .exists()
     );
     assert!(out.contains("Next:"), "{out}");
+    assert!(out.contains("holds 18 tables"), "{out}");
     let key = std::fs::read_to_string(dir.path().join("dhub-keys/master.key")).unwrap();
     assert!(!format!("{out}{err}").contains(&key.trim()[..16]));
-    // a second run reuses the key and the sample
-    let (out2, err2) = ok(dhub(dir.path()).args(["quickstart"]).output().unwrap());
+    for t in [
+        "patients",
+        "encounters",
+        "observations",
+        "claims_transactions",
+    ] {
+        assert!(
+            dir.path()
+                .join("dhub-data/store")
+                .join(t)
+                .join("_delta_log")
+                .is_dir(),
+            "{t} was not written"
+        );
+    }
+    // a second run reuses the key and the sample, and makes a second release
+    let (_, err2) = ok(dhub(dir.path()).args(["quickstart"]).output().unwrap());
     assert!(err2.contains("existing master key"), "{err2}");
-    assert_eq!(
-        out.lines().nth(1),
-        out2.lines().nth(1),
-        "same pseudonyms on rerun"
+    assert!(err2.contains("existing sample"), "{err2}");
+    let (list, _) = ok(dhub(dir.path()).args(["release", "list"]).output().unwrap());
+    let names: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{list}");
+    assert!(
+        names[0].ends_with("-v0") && names[1].ends_with("-v1"),
+        "{list}"
     );
 }

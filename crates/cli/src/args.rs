@@ -59,7 +59,7 @@ pub struct Global {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make a key, a synthetic sample and a first look at pseudonyms, and say what next.
+    /// The main job on the embedded defaults: key, synthetic sample, ingest, release.
     Quickstart(QuickstartArgs),
     /// Master key management.
     #[command(subcommand)]
@@ -183,6 +183,13 @@ pub struct QuickstartArgs {
     /// Directory for the raw synthetic sample.
     #[arg(long, default_value = "./dhub-data/raw/synthea")]
     pub raw: PathBuf,
+    /// Quarantine area for rows that fail.
+    #[arg(
+        long,
+        env = "DHUB_QUARANTINE",
+        default_value = "file://./dhub-data/quarantine"
+    )]
+    pub quarantine: String,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

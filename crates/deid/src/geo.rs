@@ -181,16 +181,16 @@ pub fn zip3_of(raw: &str) -> Result<Option<[u8; 3]>, Reason> {
 }
 
 /// `zip3`: the first three digits of each US ZIP code, `000` for restricted prefixes
-/// ([`RESTRICTED_ZIP3`]). Integer columns are read as zero-padded five-digit ZIPs.
-/// Output Utf8.
+/// ([`RESTRICTED_ZIP3`]). Integer columns, and text ZIPs of 3 or 4 digits, are read as
+/// ZIPs that lost their leading zeros. Output Utf8.
 ///
 /// ```
 /// use arrow_array::{StringArray, cast::AsArray};
-/// let a = StringArray::from(vec![Some("02155"), Some("03601-1234"), Some(""), Some("2155")]);
+/// let a = StringArray::from(vec![Some("02155"), Some("03601-1234"), Some(""), Some("2155"), Some("2155-x")]);
 /// let o = dhub_deid::geo::zip3(&a).unwrap();
 /// let v: Vec<_> = o.array.as_string::<i32>().iter().collect();
-/// assert_eq!(v, vec![Some("021"), Some("000"), None, None]);
-/// assert_eq!(o.failures.len(), 1); // "2155" is not a ZIP
+/// assert_eq!(v, vec![Some("021"), Some("000"), None, Some("021"), None]);
+/// assert_eq!(o.failures.len(), 1); // "2155-x" is not a ZIP
 /// ```
 pub fn zip3(array: &dyn Array) -> Result<RuleOutput, RuleError> {
     const RULE: &str = "zip3";

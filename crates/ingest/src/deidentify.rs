@@ -77,6 +77,8 @@ struct OutColumn {
     rule: Rule,
     /// For age_band at a column: that column's input index.
     at_input: Option<usize>,
+    /// Null the output where input `.0` holds one of the values `.1`.
+    redact_when: Vec<(usize, std::collections::HashSet<String>)>,
     pseudonymiser: Option<CachedPseudonymiser>,
 }
 
@@ -125,6 +127,11 @@ impl TablePlan {
                 } => Some(input_of(a, &mut inputs)),
                 _ => None,
             };
+            let redact_when = c
+                .redact_when
+                .iter()
+                .map(|(col, values)| (input_of(col, &mut inputs), values.iter().cloned().collect()))
+                .collect();
             let pseudonymiser = match &c.rule {
                 Rule::Pseudonymise { entity, format } => pseudonymisers
                     .get(entity)
@@ -142,6 +149,7 @@ impl TablePlan {
                 input,
                 rule: c.rule.clone(),
                 at_input,
+                redact_when,
                 pseudonymiser,
             });
         }
@@ -230,7 +238,7 @@ impl TablePlan {
             let input = sb.columns[self.outputs[ci].input].clone();
             let out = self.apply_rule(ci, input.as_ref(), sb, shifts.as_deref())?;
             note(&mut failed, ci, &out.failures);
-            arrays[ci] = Some(out.array);
+            arrays[ci] = Some(self.redact_rows(ci, out.array, sb)?);
         }
 
         let mut quarantined = Vec::new();
@@ -283,6 +291,34 @@ impl TablePlan {
             quarantined,
             opted_out,
         })
+    }
+
+    /// Applies the column's `redact_when`: null where the condition column matches.
+    fn redact_rows(
+        &self,
+        ci: usize,
+        array: ArrayRef,
+        sb: &SourceBatch,
+    ) -> Result<ArrayRef, IngestError> {
+        let col = &self.outputs[ci];
+        if col.redact_when.is_empty() {
+            return Ok(array);
+        }
+        let arrow_err = |e: arrow_schema::ArrowError| IngestError::Arrow {
+            table: self.table.clone(),
+            message: e.to_string(),
+        };
+        let mut hit = vec![false; array.len()];
+        for (input, values) in &col.redact_when {
+            let cond = arrow_cast::cast(&sb.columns[*input], &DataType::Utf8).map_err(arrow_err)?;
+            for (h, v) in hit.iter_mut().zip(cond.as_string::<i32>().iter()) {
+                *h |= v.is_some_and(|v| values.contains(v.trim()));
+            }
+        }
+        if !hit.contains(&true) {
+            return Ok(array);
+        }
+        arrow_select::nullif::nullif(&array, &BooleanArray::from(hit)).map_err(arrow_err)
     }
 
     fn apply_rule(

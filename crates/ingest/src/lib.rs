@@ -59,6 +59,11 @@
 //! | `redact` | `type` | null |
 //! | `map` | `values` = { from = "to", … } (required), `default` | looked-up value; unmapped without a default is quarantined |
 //!
+//! Any rule but `drop` also takes `redact_when = { COLUMN = ["value", …] }`: the output
+//! is null in rows where that source column holds one of the values. Use it where one
+//! column says what another holds, such as a survey answer column whose question asks
+//! for an address (Synthea's observation `56799-0`, "What address do you live at?").
+//!
 //! A spec problem (unknown rule or option, a bad value, a source column without a rule,
 //! a rule for a column the source does not have) is reported before any row is read,
 //! as `FILE:LINE:COLUMN: message`.

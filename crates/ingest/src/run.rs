@@ -179,6 +179,26 @@ async fn prepare(
             }
         }
     }
+    for c in &t.columns {
+        for (cond, _) in &c.redact_when {
+            let known = if t.format == SourceFormat::Ndjson {
+                ruled.contains(cond.as_str())
+            } else {
+                seen.contains(cond.as_str())
+            };
+            if !known {
+                return Err(pipeline
+                    .err_at(
+                        c.at,
+                        format!(
+                            "table `{}`: column `{}`: redact_when names `{cond}`, which is not a column of {file}",
+                            t.name, c.source
+                        ),
+                    )
+                    .into());
+            }
+        }
+    }
     // output columns in source order
     let mut spec = t.clone();
     spec.columns.sort_by_key(|c| {

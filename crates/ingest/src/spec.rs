@@ -89,6 +89,8 @@ struct RawColumn {
     #[serde(default)]
     floor: Option<Spanned<String>>,
     #[serde(default)]
+    redact_when: Option<Spanned<BTreeMap<String, Vec<String>>>>,
+    #[serde(default)]
     width: Option<Spanned<u32>>,
     #[serde(default)]
     top: Option<Spanned<u32>>,
@@ -245,6 +247,10 @@ pub struct ColumnSpec {
     pub output: String,
     /// The rule.
     pub rule: Rule,
+    /// Row-conditional redaction: the output is null in rows where source column
+    /// `.0` holds one of the values `.1` (e.g. a free-text answer whose question asks for
+    /// an address).
+    pub redact_when: Vec<(String, Vec<String>)>,
     /// Where in the spec (for errors found later, when the source is opened).
     pub(crate) at: Span,
 }
@@ -885,10 +891,29 @@ fn compile_column(
             lower
         }
     };
+    let redact_when = match &r.redact_when {
+        None => Vec::new(),
+        Some(w) => {
+            if rule == Rule::Drop {
+                return Err(cx.err(w, "`redact_when` does not apply to a dropped column"));
+            }
+            if w.get_ref().is_empty() || w.get_ref().values().any(Vec::is_empty) {
+                return Err(cx.err(
+                    w,
+                    "`redact_when` maps a source column to the values that blank this one, e.g. redact_when = { CODE = [\"56799-0\"] }",
+                ));
+            }
+            w.get_ref()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }
+    };
     Ok(ColumnSpec {
         source: cname.get_ref().clone(),
         output,
         rule,
+        redact_when,
         at: Span::from(cname),
     })
 }

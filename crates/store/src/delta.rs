@@ -194,13 +194,13 @@ impl TableWrite {
         opts: &WriteOptions,
     ) -> Result<Self> {
         let existing = open_table(&url, name, None).await?;
-        if url.scheme() == "file" {
-            if let Ok(dir) = url.to_file_path() {
-                std::fs::create_dir_all(&dir).map_err(|e| StoreError::Write {
-                    table: name.to_owned(),
-                    message: format!("cannot create {}: {e}", dir.display()),
-                })?;
-            }
+        if url.scheme() == "file"
+            && let Ok(dir) = url.to_file_path()
+        {
+            std::fs::create_dir_all(&dir).map_err(|e| StoreError::Write {
+                table: name.to_owned(),
+                message: format!("cannot create {}: {e}", dir.display()),
+            })?;
         }
         if let (Some(t), WriteMode::Append) = (&existing, mode) {
             let current = t

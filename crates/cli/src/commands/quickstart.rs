@@ -1,14 +1,19 @@
-//! `dhub quickstart`: from nothing to a first look, on the embedded defaults.
+//! `dhub quickstart`: the data manager's main job, end to end, on the embedded defaults.
 //!
-//! Creates a master key if none exists, synthesises a Synthea-format sample, shows the
-//! pseudonyms of its first patients, and says what to run next.
+//! Creates a master key if none exists, synthesises a Synthea-format sample, ingests it
+//! with `pipelines/synthea.toml` into the research store, records a release, and says
+//! what to run next.
 
-use std::io::BufRead;
+use std::path::Path;
 
 use anyhow::Context;
-use dhub_deid::{IdFormat, Pseudonymiser};
+use dhub_ingest::Pipeline;
 
-use crate::args::{Global, QuickstartArgs, SynthArgs};
+use crate::args::{Global, IngestArgs, QuickstartArgs, SynthArgs};
+
+/// The Synthea pipeline shipped with dhub, used when `pipelines/synthea.toml` is not in
+/// the current directory.
+const SYNTHEA_PIPELINE: &str = include_str!("../../../../pipelines/synthea.toml");
 
 pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
     let key_path = &global.key;
@@ -24,10 +29,8 @@ pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
             key_path.display()
         );
     }
-    let key = super::keys::load(key_path)?;
 
-    let patients_csv = args.raw.join("patients.csv");
-    if patients_csv.exists() {
+    if args.raw.join("patients.csv").exists() {
         eprintln!(
             "quickstart: using the existing sample in {}",
             args.raw.display()
@@ -43,30 +46,66 @@ pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
         })?;
     }
 
-    // The synthetic patients' ids are not real identifiers, so showing them is safe.
-    let person = Pseudonymiser::new(&key, "person")?;
-    let file = std::fs::File::open(&patients_csv)
-        .with_context(|| format!("opening {}", patients_csv.display()))?;
-    println!(
-        "key id {}; first synthetic patients and their person pseudonyms:",
-        key.key_id()
+    let local = Path::new("pipelines/synthea.toml");
+    let spec_path = if local.is_file() {
+        local.to_path_buf()
+    } else {
+        let dir = Path::new("./dhub-data");
+        std::fs::create_dir_all(dir).context("creating ./dhub-data")?;
+        let p = dir.join("synthea.toml");
+        std::fs::write(&p, SYNTHEA_PIPELINE).with_context(|| format!("writing {}", p.display()))?;
+        p
+    };
+    // check the spec before the run so a bad local copy is reported as such
+    Pipeline::load(&spec_path)?;
+    let report = super::ingest::run(
+        global,
+        &IngestArgs {
+            pipeline: spec_path.clone(),
+            source: args.raw.display().to_string(),
+            quarantine: args.quarantine.clone(),
+            opt_out: None,
+            report: Some(Path::new("./dhub-data/quickstart-report.json").to_path_buf()),
+            max_reject_rate: None,
+            target_file_mib: 128,
+        },
+    )?;
+
+    let store = dhub_store::Store::open(&global.store)?;
+    let version = report
+        .tables
+        .iter()
+        .filter_map(|t| t.delta_version)
+        .max()
+        .unwrap_or(0);
+    let name = format!(
+        "quickstart-{}-v{version}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
     );
-    for line in std::io::BufReader::new(file).lines().skip(1).take(3) {
-        let line = line.with_context(|| format!("reading {}", patients_csv.display()))?;
-        let id = line.split(',').next().unwrap_or_default();
-        let p = person
-            .pseudonym(id, IdFormat::Uuid)
-            .map_err(|r| anyhow::anyhow!("synthetic patient id: {r}"))?
-            .unwrap_or_default();
-        println!("  {id}  ->  {p}");
-    }
+    let release = super::release::create(&super::runtime()?, &store, &name)?;
+    let rows: u64 = report.tables.iter().map(|t| t.rows_written).sum();
+    println!(
+        "release {} holds {} tables ({rows} rows) pseudonymised with key {}, in {}",
+        release.name,
+        release.tables.len(),
+        release.key_id,
+        store.url()
+    );
     println!();
     println!("Next:");
     println!(
-        "  dhub pseudonym --entity person --format uuid < ids.txt   # pseudonyms for a list of ids (e.g. opt-outs)"
+        "  dhub release show {}            # the release: table -> Delta version",
+        release.name
     );
     println!(
-        "  dhub synth --format uk --patients 10000 --out ./dhub-data/raw/uk   # the UK shared-care format"
+        "  python -c \"import polars as pl; print(pl.read_delta('dhub-data/store/patients'))\""
+    );
+    println!(
+        "  dhub pseudonym --entity person --format uuid < ids.txt   # pseudonyms of a list of ids (opt-outs)"
+    );
+    println!("  dhub synth --format uk --patients 10000 --out ./dhub-data/raw/uk --defects 0.005");
+    println!(
+        "  dhub ingest pipelines/uk-shared-care.toml --source ./dhub-data/raw/uk --opt-out ./dhub-data/raw/uk/opt_out.csv"
     );
     Ok(())
 }
