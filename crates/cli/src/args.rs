@@ -73,6 +73,116 @@ pub enum Command {
     /// Named, immutable releases (table -> Delta version) of the research store.
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Approved research projects: release, granted tables, output policy, expiry.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Researchers and their tokens.
+    #[command(subcommand)]
+    Researcher(ResearcherCommand),
+    /// The tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `dhub project …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project over a release.
+    Create(Box<ProjectCreateArgs>),
+    /// Show one project (JSON).
+    Show {
+        /// Project id.
+        id: String,
+    },
+    /// List the projects.
+    List,
+}
+
+/// `dhub project create …`
+#[derive(Debug, Args)]
+pub struct ProjectCreateArgs {
+    /// Project id: 1-64 of a-z 0-9 _ - . (e.g. asthma-2026).
+    pub id: String,
+    /// The release its researchers query (`dhub release list`).
+    #[arg(long)]
+    pub release: String,
+    /// Granted tables: `all` or a comma-separated list.
+    #[arg(long)]
+    pub tables: String,
+    /// aggregate (results under disclosure control) or record (row-level; needs --approved-by and --reason).
+    #[arg(long, default_value = "aggregate")]
+    pub mode: String,
+    /// Start from a preset output policy: uk-tre (ACRO/UK LLC: min cell 10, no rounding,
+    /// dominance 2/0.90, p-ratio 0.10) or opensafely (counts of 7 or fewer redacted,
+    /// rounding to 5, no dominance or p-ratio rule).
+    #[arg(long)]
+    pub sdc_preset: Option<String>,
+    /// Smallest number of distinct persons a released group may have (default 10).
+    #[arg(long)]
+    pub min_cell: Option<u32>,
+    /// Round counts to a multiple of N; 0 = no rounding (default 5).
+    #[arg(long)]
+    pub rounding: Option<u32>,
+    /// Dominance rule as N,K: the N largest contributors may hold at most K of a sum (default 2,0.90).
+    #[arg(long)]
+    pub dominance: Option<String>,
+    /// p-ratio rule (default 0.10; 0 disables).
+    #[arg(long)]
+    pub p_ratio: Option<f64>,
+    /// Record mode: who approved row-level access.
+    #[arg(long)]
+    pub approved_by: Option<String>,
+    /// Record mode: why it was approved.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Last day of access, YYYY-MM-DD.
+    #[arg(long)]
+    pub expires: Option<String>,
+    /// Human title.
+    #[arg(long, default_value = "")]
+    pub title: String,
+}
+
+/// `dhub researcher …`
+#[derive(Debug, Subcommand)]
+pub enum ResearcherCommand {
+    /// Add a researcher to a project; prints their token once, as the only line on stdout.
+    Add {
+        /// Unique name (a-z 0-9 _ - .).
+        name: String,
+        /// Their project.
+        #[arg(long)]
+        project: String,
+        /// Last day the token works, YYYY-MM-DD.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke a researcher's token.
+    Revoke {
+        /// The researcher.
+        name: String,
+    },
+    /// List researchers (never their tokens).
+    List,
+}
+
+/// `dhub audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the whole hash chain; exit 0 with the entry count when intact.
+    Verify,
+    /// Print the last N entries (JSON lines).
+    Tail {
+        /// How many.
+        #[arg(short = 'n', default_value_t = 20)]
+        n: usize,
+    },
+    /// Write the whole log to a Parquet file.
+    Export {
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `dhub ingest …`

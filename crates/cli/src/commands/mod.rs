@@ -1,5 +1,6 @@
 //! One module per command; each turns parsed arguments into library calls.
 
+mod govern;
 mod ingest;
 mod keys;
 mod pseudonym;
@@ -18,6 +19,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Synth(args) => synth::run(&args).map(|_| ()),
         Command::Ingest(args) => ingest::run(&cli.global, &args).map(|_| ()),
         Command::Release(cmd) => release::run(&cli.global, cmd),
+        Command::Project(cmd) => govern::project(&cli.global, cmd),
+        Command::Researcher(cmd) => govern::researcher(&cli.global, cmd),
+        Command::Audit(cmd) => govern::audit(&cli.global, cmd),
     }
 }
 

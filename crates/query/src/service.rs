@@ -1,0 +1,468 @@
+//! The governed path of one query, in process: guard → session with only the project's
+//! tables → plan → policy → execute under limits. Query workers ([`crate::worker`]) run
+//! this; so do the golden-file tests.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::record_batch::RecordBatch;
+use arrow_schema::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use dhub_govern::OutputPolicy;
+use dhub_store::{DeltaTable, Store};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, QueryError, from_datafusion};
+use crate::guard::{self, Catalog, GuardLimits};
+use crate::sdc::{self, Disclosure};
+
+/// Per-query resource limits (server configuration).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Limits {
+    /// Wall time for planning and execution.
+    pub time: Duration,
+    /// Memory the engine may track per query (sorts, joins, aggregates), bytes.
+    pub memory_bytes: usize,
+    /// Most result rows.
+    pub max_rows: usize,
+    /// Most result bytes (Arrow in memory).
+    pub max_bytes: usize,
+    /// Statement size bounds.
+    pub guard: GuardLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            time: Duration::from_secs(60),
+            memory_bytes: 1 << 30,
+            max_rows: 1_000_000,
+            max_bytes: 512 << 20,
+            guard: GuardLimits::default(),
+        }
+    }
+}
+
+/// What a project may see: its release's versions of the granted tables, and its
+/// output policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scope {
+    /// Project id.
+    pub project: String,
+    /// Release name.
+    pub release: String,
+    /// Granted table → Delta version in the release.
+    pub tables: BTreeMap<String, u64>,
+    /// Disclosure control.
+    pub policy: OutputPolicy,
+}
+
+/// One query to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueryRequest {
+    /// Request id (also the query id).
+    pub id: String,
+    /// The SQL text.
+    pub sql: String,
+    /// The project's scope.
+    pub scope: Scope,
+}
+
+/// A finished query.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Result schema.
+    pub schema: SchemaRef,
+    /// Result rows.
+    pub batches: Vec<RecordBatch>,
+    /// Row count.
+    pub rows: usize,
+    /// Arrow bytes in memory.
+    pub bytes: usize,
+    /// What disclosure control did.
+    pub disclosure: Disclosure,
+}
+
+/// A column of a table or view, for `GET /v1/tables`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnInfo {
+    /// Name.
+    pub name: String,
+    /// Arrow type, as text.
+    #[serde(rename = "type")]
+    pub data_type: String,
+}
+
+/// A table or view a project may query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableInfo {
+    /// Name.
+    pub name: String,
+    /// `table` or `view`.
+    pub kind: String,
+    /// Description (views: their leading comment).
+    pub description: String,
+    /// The column holding the person pseudonym, if person-level.
+    pub person_column: Option<String>,
+    /// Columns.
+    pub columns: Vec<ColumnInfo>,
+}
+
+/// A curated researcher view from `sql/views/<name>.sql`.
+#[derive(Debug, Clone)]
+pub struct View {
+    /// Name (the file stem).
+    pub name: String,
+    /// The SELECT.
+    pub sql: String,
+    /// Its leading `--` comment lines.
+    pub description: String,
+}
+
+/// Reads `dir/*.sql` as views (none when the directory does not exist).
+pub fn load_views(dir: &Path) -> Result<Vec<View>, QueryError> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => {
+            return Err(QueryError::internal(format!(
+                "reading views in {}: {e}",
+                dir.display()
+            )));
+        }
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "sql") {
+            let name = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if dhub_store::valid_name(&name) {
+                let sql = std::fs::read_to_string(&p).map_err(|e| {
+                    QueryError::internal(format!("reading view {}: {e}", p.display()))
+                })?;
+                let description = sql
+                    .lines()
+                    .take_while(|l| l.trim_start().starts_with("--"))
+                    .map(|l| l.trim_start().trim_start_matches('-').trim())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                out.push(View {
+                    name,
+                    sql,
+                    description,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// A table opened at a version, with its provider (cached across requests).
+struct Loaded {
+    table: DeltaTable,
+    provider: Arc<dyn TableProvider>,
+    person_column: Option<String>,
+}
+
+/// The in-process query service of one research store.
+pub struct QueryService {
+    store: Store,
+    views: Vec<View>,
+    limits: Limits,
+    cache: Mutex<HashMap<(String, u64), Arc<Loaded>>>,
+}
+
+impl std::fmt::Debug for QueryService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryService")
+            .field("store", &self.store.url().as_str())
+            .field("views", &self.views.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueryService {
+    /// A service over `store` with `views` and `limits`.
+    pub fn new(store: Store, views: Vec<View>, limits: Limits) -> Self {
+        Self {
+            store,
+            views,
+            limits,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    async fn load(&self, name: &str, version: u64) -> Result<Arc<Loaded>, QueryError> {
+        let key = (name.to_owned(), version);
+        if let Some(l) = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(l.clone());
+        }
+        let table = self
+            .store
+            .table(name, Some(version))
+            .await
+            .map_err(|e| QueryError::internal(format!("opening table {name}@{version}: {e}")))?
+            .ok_or_else(|| {
+                QueryError::internal(format!(
+                    "table {name}@{version} of the release is missing from the store"
+                ))
+            })?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| QueryError::internal(format!("provider of {name}@{version}: {e}")))?;
+        let person_column = self
+            .store
+            .commit_tag(name, version)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|t| t.person_column);
+        let loaded = Arc::new(Loaded {
+            table,
+            provider,
+            person_column,
+        });
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// A fresh session holding only `scope`'s tables and the views over them.
+    async fn session(
+        &self,
+        scope: &Scope,
+    ) -> Result<(SessionContext, Vec<String>, HashMap<String, Option<String>>), QueryError> {
+        let registry = Arc::new(crate::scoped::ScopedRegistry::new(self.store.url()));
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_store_registry(registry)
+            .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory_bytes)))
+            .build_arc()
+            .map_err(|e| QueryError::internal(e.to_string()))?;
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_target_partitions(2)
+            .with_default_catalog_and_schema("datafusion", "public");
+        let opts = config.options_mut();
+        opts.explain.logical_plan_only = true;
+        opts.sql_parser.enable_ident_normalization = true;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let builtins: Vec<_> = ctx.state().scalar_functions().values().cloned().collect();
+        for f in crate::caps::capped_udfs(&builtins) {
+            ctx.register_udf(f);
+        }
+        let mut persons = HashMap::new();
+        for (name, version) in &scope.tables {
+            let l = self.load(name, *version).await?;
+            l.table
+                .update_datafusion_session(&ctx.state())
+                .map_err(|e| QueryError::internal(e.to_string()))?;
+            ctx.register_table(name.as_str(), l.provider.clone())
+                .map_err(|e| QueryError::internal(e.to_string()))?;
+            persons.insert(name.clone(), l.person_column.clone());
+        }
+        let mut views = Vec::new();
+        for v in &self.views {
+            // a view over a table this project may not see simply does not plan
+            let Ok(plan) = ctx.state().create_logical_plan(&v.sql).await else {
+                continue;
+            };
+            let view = datafusion::catalog::view::ViewTable::new(plan, Some(v.sql.clone()));
+            if ctx.register_table(v.name.as_str(), Arc::new(view)).is_ok() {
+                views.push(v.name.clone());
+            }
+        }
+        Ok((ctx, views, persons))
+    }
+
+    /// The tables and views `scope` may query, with their columns.
+    pub async fn tables(&self, scope: &Scope) -> Result<Vec<TableInfo>, QueryError> {
+        let (ctx, views, persons) = self.session(scope).await?;
+        let mut out = Vec::new();
+        for name in scope.tables.keys().chain(views.iter()) {
+            let Ok(t) = ctx.table_provider(name.as_str()).await else {
+                continue;
+            };
+            let is_view = views.contains(name);
+            out.push(TableInfo {
+                name: name.clone(),
+                kind: if is_view { "view" } else { "table" }.into(),
+                description: if is_view {
+                    self.views
+                        .iter()
+                        .find(|v| &v.name == name)
+                        .map(|v| v.description.clone())
+                        .unwrap_or_default()
+                } else {
+                    format!(
+                        "release {}, Delta version {}",
+                        scope.release, scope.tables[name]
+                    )
+                },
+                person_column: persons.get(name).cloned().flatten(),
+                columns: t
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| ColumnInfo {
+                        name: f.name().clone(),
+                        data_type: f.data_type().to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs one query through the whole governed path.
+    pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
+        let started = Instant::now();
+        let (ctx, views, persons) = self.session(&req.scope).await?;
+        let catalog = Catalog {
+            tables: req
+                .scope
+                .tables
+                .keys()
+                .cloned()
+                .chain(views.iter().cloned())
+                .collect::<HashSet<_>>(),
+        };
+        let guarded = guard::check(&req.sql, &catalog, &self.limits.guard)?;
+        let state = ctx.state();
+        let plan = state
+            .statement_to_plan(guarded.statement)
+            .await
+            .map_err(|e| from_datafusion(&e))?;
+        datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| QueryError::refused(guard::ALLOWED).with_detail(e.to_string()))?;
+        check_scans(&plan, &catalog)?;
+        let (plan, mut disclosure) = if guarded.explain {
+            (
+                plan,
+                Disclosure::for_policy(&req.scope.policy, "explain: no data returned"),
+            )
+        } else {
+            sdc::apply(plan, &req.scope.policy, &persons)?
+        };
+        let df = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(|e| from_datafusion(&e))?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let remaining = self.limits.time.saturating_sub(started.elapsed());
+        let collect = async {
+            let mut stream = df.execute_stream().await.map_err(|e| from_datafusion(&e))?;
+            let (mut rows, mut bytes, mut batches) = (0usize, 0usize, Vec::new());
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| from_datafusion(&e))?;
+                rows += b.num_rows();
+                bytes += b.get_array_memory_size();
+                if rows > self.limits.max_rows {
+                    return Err(QueryError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the result has more than {} rows, the limit; aggregate, filter or add LIMIT",
+                            self.limits.max_rows
+                        ),
+                    ));
+                }
+                if bytes > self.limits.max_bytes {
+                    return Err(QueryError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the result is larger than {} MiB, the limit; select fewer columns or rows",
+                            self.limits.max_bytes >> 20
+                        ),
+                    ));
+                }
+                batches.push(b);
+            }
+            Ok((rows, bytes, batches))
+        };
+        let (rows, bytes, batches) = tokio::time::timeout(remaining, collect)
+            .await
+            .map_err(|_| timeout(self.limits.time))??;
+        let batches = sdc::finish(batches, &req.scope.policy, &mut disclosure)?;
+        Ok(QueryOutput {
+            schema,
+            rows,
+            bytes,
+            batches,
+            disclosure,
+        })
+    }
+}
+
+/// The time-limit error.
+pub fn timeout(limit: Duration) -> QueryError {
+    QueryError::new(
+        ErrorCode::Timeout,
+        format!(
+            "the query ran longer than {} s, the limit, and was stopped; filter earlier or aggregate",
+            limit.as_secs()
+        ),
+    )
+}
+
+/// Defence in depth after planning: every scan is of a granted table or view.
+fn check_scans(plan: &LogicalPlan, catalog: &Catalog) -> Result<(), QueryError> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut bad = None;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(s) = node {
+            let t = s.table_name.table();
+            let schema = s.table_name.schema();
+            let ok = match schema {
+                Some("information_schema") => true,
+                None | Some("public") => catalog.tables.contains(t),
+                _ => false,
+            };
+            if !ok {
+                bad = Some(t.to_owned());
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match bad {
+        Some(t) => Err(QueryError::new(
+            ErrorCode::NotFound,
+            format!("table or view `{t}` does not exist or is not granted to this project"),
+        )),
+        None => Ok(()),
+    }
+}
