@@ -82,6 +82,56 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Serve approved researchers: governed SQL over HTTP.
+    Serve(ServeArgs),
+    /// (internal) A query worker process, started by `dhub serve`.
+    #[command(hide = true)]
+    QueryWorker {
+        /// The worker's settings (JSON).
+        #[arg(long)]
+        config: String,
+    },
+}
+
+/// `dhub serve …`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "DHUB_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
+    #[arg(long, env = "DHUB_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "DHUB_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Directory of curated researcher views (*.sql).
+    #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
+    pub views: PathBuf,
+    /// Query worker processes = queries running at once (more get 429).
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// Queries one researcher may run at once.
+    #[arg(long, default_value_t = 2)]
+    pub per_researcher: usize,
+    /// Time limit per query, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub time_limit: u64,
+    /// Memory the engine may track per query, MiB (sorts, joins, aggregates).
+    #[arg(long, default_value_t = 1024)]
+    pub memory_limit: usize,
+    /// Address-space limit of each worker process, MiB (0 = none).
+    #[arg(long, default_value_t = 8192)]
+    pub worker_memory: u64,
+    /// Most rows in a result.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_rows: usize,
+    /// Most bytes in a result, MiB.
+    #[arg(long, default_value_t = 512)]
+    pub max_bytes: usize,
+    /// Write the bound address to this file once listening.
+    #[arg(long, hide = true)]
+    pub ready_file: Option<PathBuf>,
 }
 
 /// `dhub project …`

@@ -2,7 +2,7 @@
 //! and opt-outs first, then every rule; rows that fail any rule are taken out and
 //! returned for the quarantine, rows of opted-out people are dropped and counted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
@@ -168,6 +168,16 @@ impl TablePlan {
     /// The output schema.
     pub fn schema(&self) -> SchemaRef {
         self.schema.clone()
+    }
+
+    /// The output columns that hold pseudonyms.
+    pub fn pseudonym_columns(&self) -> HashSet<String> {
+        self.outputs
+            .iter()
+            .zip(self.schema.fields())
+            .filter(|(o, _)| matches!(o.rule, Rule::Pseudonymise { .. }))
+            .map(|(_, f)| f.name().clone())
+            .collect()
     }
 
     /// The output column holding the person pseudonym.

@@ -364,6 +364,7 @@ async fn ingest_table(
     let t = prep.spec;
     let mut plan = TablePlan::new(&t, pseudonymisers, shifter, opt_outs);
     let person = plan.person_column().map(str::to_owned);
+    let pseudonym_columns = plan.pseudonym_columns();
     let mut writer = store
         .begin_write(&t.name, plan.schema(), t.mode, &opts.write)
         .await?;
@@ -445,6 +446,9 @@ async fn ingest_table(
         while let Some(msg) = rx.recv().await {
             match msg {
                 Msg::Batch(b) => {
+                    if received == 0 {
+                        writer.tune(&tuned(&opts.write, &b, &pseudonym_columns))?;
+                    }
                     received += b.num_rows() as u64;
                     writer.write(b).await?;
                 }
@@ -522,4 +526,38 @@ async fn ingest_table(
     progress.table_finished(&t.name, &report);
     let staged = writer.finish().await?;
     Ok((staged, report, person))
+}
+
+/// Parquet settings chosen from a table's first batch: pseudonym columns get no min/max
+/// statistics (random hex), and text columns whose values barely repeat get no
+/// dictionary (the writer would build one only to drop it at its size limit).
+fn tuned(
+    base: &WriteOptions,
+    first: &arrow_array::RecordBatch,
+    pseudonyms: &HashSet<String>,
+) -> WriteOptions {
+    use arrow_array::cast::AsArray;
+    let mut w = base.clone();
+    let n = first.num_rows();
+    for (f, col) in first.schema().fields().iter().zip(first.columns()) {
+        if w.columns.contains_key(f.name()) {
+            continue;
+        }
+        let mut c = dhub_store::ColumnWriteOptions::default();
+        if pseudonyms.contains(f.name()) {
+            c.statistics = Some(false);
+        }
+        if col.data_type() == &arrow_schema::DataType::Utf8 && n >= 1024 {
+            let s = col.as_string::<i32>();
+            let sample = n.min(8192);
+            let distinct: HashSet<&str> = s.iter().take(sample).flatten().collect();
+            if distinct.len() * 2 > sample {
+                c.dictionary = Some(false);
+            }
+        }
+        if c != dhub_store::ColumnWriteOptions::default() {
+            w.columns.insert(f.name().clone(), c);
+        }
+    }
+    w
 }

@@ -162,7 +162,10 @@ fn worker_loop(config: WorkerConfig) -> Result<(), String> {
                     let written = (|| -> Result<(), arrow::error::ArrowError> {
                         let mut w = StreamWriter::try_new(&mut ipc, &o.schema)?;
                         for b in &o.batches {
-                            w.write(b)?;
+                            // a compact copy: sliced arrays (LIMIT) do not always
+                            // survive the IPC round trip with their offsets intact
+                            let b = arrow::compute::concat_batches(&o.schema, std::iter::once(b))?;
+                            w.write(&b)?;
                         }
                         w.finish()
                     })();

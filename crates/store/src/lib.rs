@@ -39,7 +39,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
-pub use delta::{Committed, Staged, TableWrite, WriteMode, WriteOptions};
+pub use delta::{ColumnWriteOptions, Committed, Staged, TableWrite, WriteMode, WriteOptions};
 pub use deltalake::DeltaTable;
 pub use error::{Result, StoreError};
 pub use location::{Location, normalise_url};

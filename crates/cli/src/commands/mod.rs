@@ -6,6 +6,7 @@ mod keys;
 mod pseudonym;
 mod quickstart;
 mod release;
+mod serve;
 mod synth;
 
 use crate::args::{Cli, Command};
@@ -22,6 +23,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => govern::project(&cli.global, cmd),
         Command::Researcher(cmd) => govern::researcher(&cli.global, cmd),
         Command::Audit(cmd) => govern::audit(&cli.global, cmd),
+        Command::Serve(args) => serve::run(&cli.global, &args),
+        Command::QueryWorker { config } => serve::worker(&config),
     }
 }
 

@@ -1,0 +1,54 @@
+//! `dhub serve` and the hidden `dhub query-worker` it starts.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use dhub_query::{Limits, WorkerCommand, WorkerConfig};
+use dhub_server::ServerConfig;
+
+use crate::args::{Global, ServeArgs};
+
+pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
+    let limits = Limits {
+        time: Duration::from_secs(a.time_limit.max(1)),
+        memory_bytes: a.memory_limit.max(16) << 20,
+        max_rows: a.max_rows.max(1),
+        max_bytes: a.max_bytes.max(1) << 20,
+        guard: Default::default(),
+    };
+    let store = dhub_store::Store::open(&global.store)?;
+    let worker = WorkerConfig {
+        store: store.url().to_string(),
+        views: std::path::absolute(&a.views).unwrap_or_else(|_| a.views.clone()),
+        limits,
+        address_space_bytes: a.worker_memory << 20,
+    };
+    let exe = std::env::current_exe().context("finding the dhub executable for query workers")?;
+    let config = ServerConfig {
+        listen: a.listen,
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        store: store.url().to_string(),
+        govern: global.govern.clone(),
+        worker: WorkerCommand {
+            exe,
+            args: vec![
+                "query-worker".into(),
+                "--config".into(),
+                serde_json::to_string(&worker).context("worker settings")?,
+            ],
+        },
+        workers: a.workers.max(1),
+        per_researcher: a.per_researcher.max(1),
+        time_limit: limits.time,
+        ready_file: a.ready_file.clone(),
+    };
+    super::runtime()?
+        .block_on(dhub_server::serve(config))
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.message, e.detail))
+}
+
+pub fn worker(config: &str) -> anyhow::Result<()> {
+    let c: WorkerConfig =
+        serde_json::from_str(config).context("the worker settings are not valid")?;
+    dhub_query::worker_main(c).map_err(|e| anyhow::anyhow!("query worker: {e}"))
+}

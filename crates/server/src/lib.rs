@@ -1,0 +1,396 @@
+//! # dhub-server: the researcher API
+//!
+//! `dhub serve` answers approved researchers over HTTP (axum; TLS with rustls when a
+//! certificate is given). Every request that reaches a project, accepted or refused,
+//! writes one entry to the tamper-evident audit log **before** its response is sent.
+//! Queries take the one governed path ([`Governed::query`]), which every front end
+//! shares: token → project → release scope → per-researcher and global concurrency →
+//! an isolated query worker (guard, session, disclosure control, limits) → audit.
+//!
+//! | endpoint | what |
+//! | --- | --- |
+//! | `POST /v1/query` | `{"sql": "…", "format": "json"\|"csv"\|"arrow"\|"parquet"}` with `Authorization: Bearer TOKEN` |
+//! | `GET /v1/tables` | the granted tables and views, their columns and descriptions |
+//! | `GET /v1/whoami` | the researcher, project, release and output policy |
+//! | `GET /v1/queries/{id}/disclosure` | the disclosure record of one of the project's queries |
+//! | `GET /healthz` | liveness |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /openapi.json` | the whole API |
+
+mod error;
+mod format;
+mod metrics;
+mod openapi;
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dhub_govern::{Govern, Grant, Principal};
+use dhub_query::{Answer, QueryError, QueryOutput, Scope, TableInfo, WorkerPool, WorkerRequest};
+use dhub_store::{Release, Store};
+use serde_json::{Map, Value, json};
+
+pub use error::{ApiError, status_of};
+pub use metrics::Metrics;
+
+/// Server settings (from `dhub serve` flags).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// HTTP listen address (port 0 = any free port).
+    pub listen: SocketAddr,
+    /// TLS certificate and key (PEM), if TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Research store URL.
+    pub store: String,
+    /// Governance store file.
+    pub govern: PathBuf,
+    /// How to start query workers.
+    pub worker: dhub_query::WorkerCommand,
+    /// Query workers = global concurrency.
+    pub workers: usize,
+    /// Concurrent queries per researcher.
+    pub per_researcher: usize,
+    /// Per-query time limit.
+    pub time_limit: Duration,
+    /// Write the bound address here once listening (tests, scripts).
+    pub ready_file: Option<PathBuf>,
+}
+
+/// What a governed query returns to its front end.
+#[derive(Debug)]
+pub struct Answered {
+    /// The query id (also in the audit log).
+    pub id: String,
+    /// The result.
+    pub output: QueryOutput,
+}
+
+/// The state every front end shares: the governance store, the research store, the
+/// worker pool, concurrency counters and metrics.
+#[derive(Debug)]
+pub struct Governed {
+    govern: Govern,
+    store: Store,
+    pool: WorkerPool,
+    per_researcher: usize,
+    inflight: Mutex<HashMap<String, usize>>,
+    releases: tokio::sync::Mutex<HashMap<String, Release>>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// Who is asking, from where, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Client address.
+    pub addr: String,
+    /// Front end (`http`, `flight`).
+    pub via: &'static str,
+}
+
+/// A new random id (128 bits, hex).
+pub fn new_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 16];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Slot<'a> {
+    g: &'a Governed,
+    who: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut m = self
+            .g
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = m.get_mut(&self.who) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+impl Governed {
+    /// Opens the stores and starts the worker pool.
+    pub fn open(config: &ServerConfig) -> Result<Self, ApiError> {
+        let govern = Govern::open(&config.govern).map_err(|e| ApiError::internal(e.to_string()))?;
+        let store = Store::open(&config.store).map_err(|e| ApiError::internal(e.to_string()))?;
+        let pool = WorkerPool::new(config.worker.clone(), config.workers, config.time_limit);
+        pool.warm().map_err(|e| ApiError::internal(e.detail))?;
+        Ok(Self {
+            govern,
+            store,
+            pool,
+            per_researcher: config.per_researcher.max(1),
+            inflight: Mutex::new(HashMap::new()),
+            releases: tokio::sync::Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The governance store.
+    pub fn govern(&self) -> &Govern {
+        &self.govern
+    }
+
+    /// Free query slots (global).
+    pub fn slots_free(&self) -> usize {
+        self.pool.available()
+    }
+
+    /// Checks a bearer token.
+    pub fn authenticate(
+        &self,
+        token: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Principal, ApiError> {
+        let token = token.unwrap_or_default();
+        match self.govern.check_token(token) {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(f)) => {
+                // a refused token is audited too (never the token itself)
+                let mut m = Map::new();
+                m.insert("client".into(), json!(caller.addr));
+                m.insert("via".into(), json!(caller.via));
+                m.insert("reason".into(), json!(format!("{f:?}").to_lowercase()));
+                let _ = self.govern.audit("auth.refused", "anonymous", m);
+                self.metrics.count_auth_failure();
+                Err(f.into())
+            }
+            Err(e) => Err(ApiError::internal(e.to_string())),
+        }
+    }
+
+    async fn release(&self, name: &str) -> Result<Release, ApiError> {
+        let mut cache = self.releases.lock().await;
+        if let Some(r) = cache.get(name) {
+            return Ok(r.clone());
+        }
+        let r = self
+            .store
+            .release(name)
+            .await
+            .map_err(|e| ApiError::internal(format!("release {name}: {e}")))?;
+        cache.insert(name.to_owned(), r.clone());
+        Ok(r)
+    }
+
+    /// The scope of a researcher's project: its release's versions of the granted tables.
+    pub async fn scope(&self, p: &Principal) -> Result<Scope, ApiError> {
+        let release = self.release(&p.project.release).await?;
+        let tables = release
+            .tables
+            .iter()
+            .filter(|(t, _)| match &p.project.tables {
+                Grant::All => true,
+                g => g.allows(t),
+            })
+            .map(|(t, v)| (t.clone(), *v))
+            .collect();
+        Ok(Scope {
+            project: p.project.id.clone(),
+            release: release.name,
+            tables,
+            policy: p.project.policy.clone(),
+        })
+    }
+
+    fn take_slot(&self, who: &str) -> Result<Slot<'_>, ApiError> {
+        let mut m = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = m.entry(who.to_owned()).or_default();
+        if *n >= self.per_researcher {
+            return Err(QueryError::new(
+                dhub_query::ErrorCode::Busy,
+                format!(
+                    "you already have {} queries running, the limit per researcher; wait for one to finish",
+                    self.per_researcher
+                ),
+            )
+            .into());
+        }
+        *n += 1;
+        Ok(Slot {
+            g: self,
+            who: who.to_owned(),
+        })
+    }
+
+    /// The governed query path shared by every front end: concurrency, an isolated
+    /// worker (guard, session, disclosure control, limits) and the audit entry, written
+    /// before this returns, whatever the outcome.
+    pub async fn query(
+        &self,
+        p: &Principal,
+        sql: &str,
+        caller: &Caller,
+    ) -> Result<Answered, ApiError> {
+        let id = new_id();
+        let started = Instant::now();
+        let result: Result<QueryOutput, ApiError> = async {
+            let _slot = self.take_slot(&p.researcher.name)?;
+            let scope = self.scope(p).await?;
+            let req = WorkerRequest::Query(dhub_query::QueryRequest {
+                id: id.clone(),
+                sql: sql.to_owned(),
+                scope,
+            });
+            match self.pool.ask(&req).await? {
+                Answer::Result(o) => Ok(o),
+                Answer::Tables(_) => Err(ApiError::internal("worker answered a query with tables")),
+            }
+        }
+        .await;
+        let ms = started.elapsed().as_millis() as u64;
+        let mut m = Map::new();
+        m.insert("query_id".into(), json!(id));
+        m.insert("researcher".into(), json!(p.researcher.name));
+        m.insert("project".into(), json!(p.project.id));
+        m.insert("release".into(), json!(p.project.release));
+        m.insert("client".into(), json!(caller.addr));
+        m.insert("via".into(), json!(caller.via));
+        m.insert("sql".into(), json!(sql));
+        m.insert("duration_ms".into(), json!(ms));
+        match &result {
+            Ok(o) => {
+                m.insert("outcome".into(), json!("ok"));
+                m.insert("rows".into(), json!(o.rows));
+                m.insert("bytes".into(), json!(o.bytes));
+                m.insert(
+                    "disclosure".into(),
+                    serde_json::to_value(&o.disclosure).unwrap_or(Value::Null),
+                );
+            }
+            Err(e) => {
+                m.insert("outcome".into(), json!(e.outcome()));
+                m.insert("status".into(), json!(e.status.as_u16()));
+                m.insert("error".into(), json!(e.message));
+                m.insert("detail".into(), json!(e.detail));
+            }
+        }
+        self.govern
+            .audit("query", &p.researcher.name, m)
+            .map_err(|e| ApiError::internal(format!("writing the audit entry: {e}")))?;
+        self.metrics.count_query(
+            result.as_ref().map_or_else(|e| e.code, |_| "ok"),
+            started.elapsed(),
+        );
+        result.map(|output| Answered { id, output })
+    }
+
+    /// The tables and views a researcher may query.
+    pub async fn tables(&self, p: &Principal) -> Result<Vec<TableInfo>, ApiError> {
+        let scope = self.scope(p).await?;
+        match self.pool.ask(&WorkerRequest::Tables(scope)).await? {
+            Answer::Tables(t) => Ok(t),
+            Answer::Result(_) => Err(ApiError::internal("worker answered tables with a result")),
+        }
+    }
+
+    /// The disclosure record of query `id`, if it belongs to `p`'s project.
+    pub fn disclosure(&self, p: &Principal, id: &str) -> Result<Value, ApiError> {
+        let found = self
+            .govern
+            .audit_find("query", "query_id", id)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let entry = found
+            .into_iter()
+            .map(|e| e.entry)
+            .find(|e| e.get("project").and_then(Value::as_str) == Some(p.project.id.as_str()));
+        match entry {
+            Some(e) => Ok(json!({
+                "query_id": id,
+                "outcome": e.get("outcome").cloned().unwrap_or(Value::Null),
+                "disclosure": e.get("disclosure").cloned().unwrap_or(Value::Null),
+            })),
+            None => Err(ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not_found",
+                "no query with that id in your project",
+            )),
+        }
+    }
+}
+
+/// Serves HTTP until SIGTERM or Ctrl-C; in-flight queries finish (and are audited)
+/// before the process exits.
+pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
+    let governed = Arc::new(tokio::task::block_in_place(|| Governed::open(&config))?);
+    let app = routes::router(governed.clone());
+    let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
+    let h = handle.clone();
+    let grace = config.time_limit + Duration::from_secs(5);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        h.graceful_shutdown(Some(grace));
+    });
+    let ready = config.ready_file.clone();
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let h2 = handle.clone();
+    tokio::spawn(async move {
+        if let Some(addr) = h2.listening().await {
+            tracing::info!(%addr, "listening");
+            eprintln!("dhub serve: listening on {scheme}://{addr}");
+            if let Some(p) = ready {
+                let _ = std::fs::write(p, addr.to_string());
+            }
+        }
+    });
+    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+    let served = match &config.tls {
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    ApiError::internal(format!("loading the TLS certificate and key: {e}"))
+                })?;
+            axum_server::bind_rustls(config.listen, tls)
+                .handle(handle)
+                .serve(svc)
+                .await
+        }
+        None => {
+            axum_server::bind(config.listen)
+                .handle(handle)
+                .serve(svc)
+                .await
+        }
+    };
+    served.map_err(|e| ApiError::internal(format!("serving on {}: {e}", config.listen)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => futures::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

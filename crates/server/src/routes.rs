@@ -1,0 +1,158 @@
+//! The HTTP routes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::format::{Format, encode};
+use crate::{Caller, Governed};
+
+type St = State<Arc<Governed>>;
+
+/// The API's routes over the shared state.
+pub fn router(g: Arc<Governed>) -> Router {
+    Router::new()
+        .route("/v1/query", post(query))
+        .route("/v1/tables", get(tables))
+        .route("/v1/whoami", get(whoami))
+        .route("/v1/queries/{id}/disclosure", get(disclosure))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint; GET /openapi.json describes the API",
+            )
+        })
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .with_state(g)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+fn caller(addr: SocketAddr) -> Caller {
+    Caller {
+        addr: addr.to_string(),
+        via: "http",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    sql: String,
+    #[serde(default)]
+    format: Option<String>,
+}
+
+async fn query(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Response, ApiError> {
+    let c = caller(addr);
+    let p = g.authenticate(bearer(&headers), &c)?;
+    // any content type: the body is JSON either way
+    let body: QueryBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be JSON {{\"sql\": \"…\", \"format\": \"json|csv|arrow|parquet\"}} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let format: Format = body.format.as_deref().unwrap_or("json").parse()?;
+    let answered = g.query(&p, &body.sql, &c).await?;
+    let disclosure = answered.output.disclosure.clone();
+    let (content_type, bytes) = encode(format, &answered)?;
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&answered.id) {
+        h.insert("x-dhub-query-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&disclosure.summary()) {
+        h.insert("x-dhub-disclosure", v);
+    }
+    Ok(r)
+}
+
+async fn tables(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let p = g.authenticate(bearer(&headers), &caller(addr))?;
+    let t = g.tables(&p).await?;
+    Ok(
+        axum::Json(json!({"project": p.project.id, "release": p.project.release, "tables": t}))
+            .into_response(),
+    )
+}
+
+async fn whoami(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let p = g.authenticate(bearer(&headers), &caller(addr))?;
+    Ok(axum::Json(json!({
+        "researcher": p.researcher.name,
+        "project": p.project.id,
+        "title": p.project.title,
+        "release": p.project.release,
+        "tables": p.project.tables.to_string(),
+        "policy": p.project.policy,
+        "expires": p.researcher.expires.or(p.project.expires).map(|d| d.to_string()),
+    }))
+    .into_response())
+}
+
+async fn disclosure(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let p = g.authenticate(bearer(&headers), &caller(addr))?;
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no query with that id in your project",
+        ));
+    }
+    Ok(axum::Json(g.disclosure(&p, &id)?).into_response())
+}
+
+async fn metrics(State(g): St) -> Response {
+    let body = g.metrics.render(g.slots_free());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::SPEC,
+    )
+        .into_response()
+}
