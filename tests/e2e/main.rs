@@ -10,5 +10,6 @@ mod govern;
 mod ingest;
 mod keys;
 mod pseudonym;
+mod serve;
 mod support;
 mod synth;

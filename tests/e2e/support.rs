@@ -345,3 +345,159 @@ pub fn synth(
         .expect("synth"));
     dir.join(out)
 }
+
+/// A running `dhub serve` (killed when dropped).
+pub struct Server {
+    /// Its base URL.
+    pub base: String,
+    child: Child,
+}
+
+impl Server {
+    /// Starts `dhub serve` in `dir` on a free port with `args`, waiting until it listens.
+    pub fn start(dir: &Path, args: &[&str]) -> Server {
+        let ready = dir.join(format!("ready-{}", free_port()));
+        let child = dhub(dir)
+            .args(["serve", "--listen", "127.0.0.1:0", "--views"])
+            .arg(repo().join("sql/views"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dhub serve");
+        let mut child = Child(child);
+        let t = std::time::Instant::now();
+        while !ready.exists() {
+            if let Ok(Some(status)) = child.0.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.0.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("dhub serve exited ({status}): {err}");
+            }
+            assert!(t.elapsed().as_secs() < 60, "dhub serve did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let addr = std::fs::read_to_string(&ready).expect("ready file");
+        // keep draining stderr so the server never blocks on a full pipe
+        if let Some(mut e) = child.0.stderr.take() {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut e, &mut std::io::sink());
+            });
+        }
+        Server {
+            base: format!("http://{}", addr.trim()),
+            child,
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.0.try_wait().ok().flatten().is_none()
+    }
+
+    /// Waits for it to exit, returning whether it exited successfully.
+    pub fn wait(&mut self) -> bool {
+        self.child.0.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+/// An HTTP response: status, headers we look at, body.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub query_id: Option<String>,
+    pub disclosure: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", text(&self.body)))
+    }
+
+    /// The error code of an error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The error message of an error body.
+    pub fn message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A real HTTP client (ureq) that returns error statuses as responses.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(180)))
+        .build()
+        .into()
+}
+
+fn resp(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+    let mut r = r.expect("HTTP request");
+    let h = |k: &str| {
+        r.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (query_id, disclosure, content_type) = (
+        h("x-dhub-query-id"),
+        h("x-dhub-disclosure"),
+        h("content-type"),
+    );
+    let status = r.status().as_u16();
+    let body = r
+        .body_mut()
+        .with_config()
+        .limit(1 << 31)
+        .read_to_vec()
+        .expect("read body");
+    Resp {
+        status,
+        query_id,
+        disclosure,
+        content_type,
+        body,
+    }
+}
+
+/// `POST /v1/query`.
+pub fn query_as(base: &str, token: &str, sql: &str, format: &str) -> Resp {
+    resp(
+        http()
+            .post(format!("{base}/v1/query"))
+            .header("Authorization", &format!("Bearer {token}"))
+            .send_json(serde_json::json!({"sql": sql, "format": format})),
+    )
+}
+
+/// A GET, with a token if given.
+pub fn get_as(base: &str, token: Option<&str>, path: &str) -> Resp {
+    let mut r = http().get(format!("{base}{path}"));
+    if let Some(t) = token {
+        r = r.header("Authorization", &format!("Bearer {t}"));
+    }
+    resp(r.call())
+}

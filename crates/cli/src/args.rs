@@ -120,7 +120,7 @@ pub struct ServeArgs {
     /// Memory the engine may track per query, MiB (sorts, joins, aggregates).
     #[arg(long, default_value_t = 1024)]
     pub memory_limit: usize,
-    /// Address-space limit of each worker process, MiB (0 = none).
+    /// Memory limit of each query worker process (heap and stacks), MiB (0 = none).
     #[arg(long, default_value_t = 8192)]
     pub worker_memory: u64,
     /// Most rows in a result.

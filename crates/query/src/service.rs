@@ -259,8 +259,14 @@ impl QueryService {
         scope: &Scope,
     ) -> Result<(SessionContext, Vec<String>, HashMap<String, Option<String>>), QueryError> {
         let registry = Arc::new(crate::scoped::ScopedRegistry::new(self.store.url()));
+        // No spilling to disk: a query that needs more than its memory limit fails
+        // cleanly. (DataFusion 55's out-of-memory fallback for nested-loop joins returns
+        // wrong results: a 3-way cross join counted 0 rows under a 64 MiB pool.)
+        let disk = datafusion::execution::disk_manager::DiskManagerBuilder::default()
+            .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled);
         let runtime = RuntimeEnvBuilder::new()
             .with_object_store_registry(registry)
+            .with_disk_manager_builder(disk)
             .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory_bytes)))
             .build_arc()
             .map_err(|e| QueryError::internal(e.to_string()))?;

@@ -7,8 +7,8 @@
 //! therefore keeps a pool of worker processes (`dhub query-worker`, the same binary):
 //!
 //! * each worker runs the governed path ([`crate::QueryService::run`]) on a thread with
-//!   a large stack, under an address-space limit (`RLIMIT_AS`) and the engine's memory
-//!   pool, and caches table metadata across the queries it serves;
+//!   a large stack, under a process memory limit (`RLIMIT_DATA`) and the engine's
+//!   memory pool, and caches table metadata across the queries it serves;
 //! * the server gives a worker one request at a time and waits at most the time limit;
 //!   a worker that overruns is killed (`SIGKILL`) and replaced, one that dies (stack
 //!   overflow, out of memory) is replaced, and the researcher gets a clean error;
@@ -91,7 +91,7 @@ pub struct WorkerConfig {
     pub views: PathBuf,
     /// Per-query limits.
     pub limits: crate::service::Limits,
-    /// Address-space limit of the worker process, bytes (0 = none).
+    /// Memory limit of the worker process (`RLIMIT_DATA`: heap and private mappings), bytes (0 = none).
     pub address_space_bytes: u64,
 }
 
@@ -112,7 +112,7 @@ pub fn worker_main(config: WorkerConfig) -> Result<(), String> {
     // planning recurses over the expression tree: give it a large stack
     let t = std::thread::Builder::new()
         .name("dhub-query-worker".into())
-        .stack_size(512 << 20)
+        .stack_size(256 << 20)
         .spawn(move || worker_loop(config))
         .map_err(|e| e.to_string())?;
     t.join()
@@ -122,7 +122,7 @@ pub fn worker_main(config: WorkerConfig) -> Result<(), String> {
 fn worker_loop(config: WorkerConfig) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_stack_size(256 << 20)
+        .thread_stack_size(64 << 20)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;

@@ -354,6 +354,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     let svc = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = match &config.tls {
         Some((cert, key)) => {
+            // TLS with ring, dhub's one crypto library (several rustls back ends are
+            // compiled in through dependencies, so the choice is made here)
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| {
