@@ -800,3 +800,95 @@ fn tls_and_graceful_shutdown_finish_and_audit_in_flight_queries() {
     assert_eq!(audit.len(), before + 1);
     assert_eq!(audit.last().unwrap()["outcome"], "ok");
 }
+
+/// Disclosure control over HTTP: the record comes back with the result, the same record
+/// is in the audit entry and at `GET /v1/queries/{id}/disclosure`; differencing pairs
+/// across queries are listed for review.
+#[test]
+fn the_disclosure_record_comes_back_is_audited_and_differencing_is_reviewed() {
+    let f = Fixture::new();
+    let s = f.serve(&[]);
+    let b = &s.base;
+    // race by gender: some groups have fewer than 10 persons
+    let r = query_as(
+        b,
+        f.t("ada"),
+        "SELECT race, gender, count(*) AS n FROM patients GROUP BY race, gender",
+        "json",
+    );
+    assert_eq!(r.status, 200, "{}", text(&r.body));
+    let body = r.json();
+    let d = &body["disclosure"];
+    assert_eq!(d["mode"], "aggregate");
+    assert_eq!(d["min_cell"], 10);
+    assert_eq!(d["rounding"], 5);
+    assert!(d["rows_suppressed"].as_u64().unwrap() > 0, "{d}");
+    let fired: Vec<&str> = d["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["fired"] == true)
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        fired.contains(&"min_cell") && fired.contains(&"rounding"),
+        "{fired:?}"
+    );
+    for row in body["rows"].as_array().unwrap() {
+        let n = row[2].as_u64().unwrap();
+        assert!(n >= 10 && n % 5 == 0, "released count {n}");
+    }
+    // hidden columns never leave
+    let cols: Vec<&str> = body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(cols, ["race", "gender", "n"]);
+    // the same record in the audit log and at the endpoint
+    let id = body["query_id"].as_str().unwrap();
+    let audit = f.audit();
+    let e = audit.iter().find(|e| e["query_id"] == id).unwrap();
+    assert_eq!(&e["disclosure"], d);
+    let got = get_as(b, Some(f.t("ada")), &format!("/v1/queries/{id}/disclosure")).json();
+    assert_eq!(&got["disclosure"], d);
+    // CSV carries the summary in a header
+    let c = query_as(
+        b,
+        f.t("ada"),
+        "SELECT race, gender, count(*) AS n FROM patients GROUP BY race, gender",
+        "csv",
+    );
+    assert!(
+        c.disclosure.as_deref().unwrap_or("").contains("min_cell"),
+        "{:?}",
+        c.disclosure
+    );
+    // refusals explain themselves
+    let r = query_as(
+        b,
+        f.t("ada"),
+        "SELECT max(healthcare_expenses) FROM patients",
+        "json",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.message().contains("aggregate `max`"), "{}", r.message());
+    // two queries that differ by one predicate are listed for review
+    for sql in [
+        "SELECT gender, count(*) FROM patients WHERE race = 'white' GROUP BY gender",
+        "SELECT gender, count(*) FROM patients WHERE race = 'white' AND county = 'Essex County' GROUP BY gender",
+    ] {
+        assert_eq!(query_as(b, f.t("ada"), sql, "json").status, 200);
+    }
+    let (out, _) = ok(dhub(f.path())
+        .args(["audit", "review", "--project", "agg"])
+        .output()
+        .unwrap());
+    let groups: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 1, "{out}");
+    assert_eq!(groups[0]["pairs"].as_array().unwrap().len(), 1);
+}

@@ -227,6 +227,12 @@ pub enum AuditCommand {
         #[arg(short = 'n', default_value_t = 20)]
         n: usize,
     },
+    /// List a project's queries that differ only by one predicate (differencing review).
+    Review {
+        /// The project.
+        #[arg(long)]
+        project: String,
+    },
     /// Write the whole log to a Parquet file.
     Export {
         /// Output file.

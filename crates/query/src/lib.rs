@@ -21,8 +21,10 @@
 //! Errors ([`QueryError`]) carry a researcher-safe message and an audit-only detail.
 
 pub mod caps;
+pub mod dominance;
 pub mod error;
 pub mod guard;
+pub mod review;
 pub mod scoped;
 pub mod sdc;
 mod service;

@@ -1,27 +1,107 @@
-//! Output disclosure control on the logical plan, and the disclosure record that says
-//! what was applied to a result.
+//! Output disclosure control, applied to **every** result by rewriting the logical plan,
+//! and the disclosure record that says exactly what was done.
 //!
-//! In **aggregate** mode every output row must come from an aggregation: the final
-//! plan (under projections, sorts, limits, HAVING filters, aliases and set operations)
-//! must be an `Aggregate`; anything else is refused with an explanation of how to
-//! rewrite it. In **record** mode rows are returned as they are, still row- and
-//! byte-limited and audited.
+//! # Aggregate mode
+//!
+//! Every output row must come from an aggregation over person-level data: under
+//! projections, sorts, limits, `HAVING`/`WHERE` filters, aliases, window functions over
+//! aggregates, `DISTINCT` and `UNION`, each branch of the final plan must end in an
+//! `Aggregate`. Anything else is refused with an example of how to rewrite it. Each such
+//! top aggregate is rewritten:
+//!
+//! * **persons per group**: a hidden `count(DISTINCT person)` is added, through the
+//!   tables' declared person columns (the column each ingest recorded), followed through
+//!   aliases, views, subqueries and joins, so a person is counted once across
+//!   `patients ⋈ encounters`. Groups with fewer than `min_cell` distinct persons are
+//!   suppressed (the row is removed; groups of zero persons included).
+//! * **rounding**: counts, and sums of 0/1 indicators, are rounded to the nearest
+//!   multiple of `rounding` inside the plan, so everything computed from them (rates,
+//!   `HAVING`, ordering) sees only rounded values.
+//! * **dominance and p-ratio**: every `SUM`/`AVG` gets a hidden check of its group's
+//!   per-person contributions ([`crate::dominance`]); a failing cell becomes null.
+//! * **secondary suppression**: when a result also holds totals (a `UNION` of
+//!   aggregates, grouping sets), a suppressed cell could be recovered by subtraction;
+//!   the next-smallest group of the same branch is suppressed too, and when none is left
+//!   the other branches (the totals) are.
+//! * **refused**: aggregates that reveal single values (`min`, `max`, `first_value`,
+//!   `last_value`, `array_agg`, `string_agg`, …; only the functions in
+//!   [`ALLOWED_AGGREGATES`] pass), window functions over person-level rows, grouping by
+//!   or aggregating a person identifier (other than counting distinct persons), an
+//!   aggregation over already aggregated person-level data (its groups' persons cannot
+//!   be counted), and the plain differencing pair: one aggregate subtracted from
+//!   another in the same query.
+//!
+//! Residual risk (documented for data managers): two *separate* queries that differ by
+//! one predicate can still difference a small group out of two large ones; rounding
+//! blurs it and `dhub audit review` lists such query pairs per project for review.
+//!
+//! # Record mode
+//!
+//! Rows are returned as they are (approved projects only), still row- and byte-limited
+//! and audited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::LogicalPlan;
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::datatypes::{Int64Type, Schema, SchemaRef};
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, ScalarValue};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Case, Expr, LogicalPlan, Operator, Projection, SubqueryAlias, Union,
+    Window, cast, col, lit,
+};
 use dhub_govern::{Mode, OutputPolicy};
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
 
+/// Hidden column: distinct persons of the row's group.
+pub const PERSONS: &str = "__dhub_persons";
+/// Hidden column: how many sums of the row failed dominance or p-ratio.
+pub const DOMINANT: &str = "__dhub_dominant";
+/// Hidden column: which UNION branch the row came from.
+pub const BRANCH: &str = "__dhub_branch";
+/// Hidden column: the grouping set of the row (0 = the full group, otherwise a subtotal).
+pub const GROUPING: &str = "__dhub_grouping";
+
+/// Aggregate functions allowed in aggregate mode (they summarise a group rather than
+/// reveal one member's value).
+pub const ALLOWED_AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "median",
+    "approx_median",
+    "approx_percentile_cont",
+    "approx_percentile_cont_with_weight",
+    "percentile_cont",
+    "approx_distinct",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "var",
+    "var_samp",
+    "var_pop",
+    "variance",
+    "corr",
+    "covar",
+    "covar_samp",
+    "covar_pop",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+];
+
 /// One disclosure rule and whether it changed the result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleRecord {
-    /// The rule (`aggregate_only`, `min_cell`, `rounding`, `dominance`, `p_ratio`, …).
+    /// The rule (`aggregate_only`, `min_cell`, `rounding`, `dominance`, …).
     pub rule: String,
-    /// Whether it changed or refused anything.
+    /// Whether it changed anything.
     pub fired: bool,
     /// What it did, in words (counts, never values).
     pub detail: String,
@@ -44,7 +124,7 @@ pub struct Disclosure {
     pub rules: Vec<RuleRecord>,
     /// Result rows removed.
     pub rows_suppressed: u64,
-    /// Result cells nulled.
+    /// Result cells nulled or removed.
     pub cells_suppressed: u64,
     /// Result cells rounded.
     pub cells_rounded: u64,
@@ -68,6 +148,14 @@ impl Disclosure {
             cells_suppressed: 0,
             cells_rounded: 0,
         }
+    }
+
+    fn rule(&mut self, rule: &str, fired: bool, detail: impl Into<String>) {
+        self.rules.push(RuleRecord {
+            rule: rule.into(),
+            fired,
+            detail: detail.into(),
+        });
     }
 
     /// A one-line summary (for response headers).
@@ -96,18 +184,496 @@ impl Disclosure {
 /// How to rewrite a query that does not aggregate.
 pub const AGGREGATE_HINT: &str = "this project is in aggregate mode: every result must be an aggregation over person-level data, e.g. SELECT gender, count(*) FROM patients GROUP BY gender; record-level results need a project in record mode";
 
-/// Whether the plan's output rows all come from aggregations.
-fn is_aggregate(plan: &LogicalPlan) -> bool {
+/// What the rewrite found, for [`finish`].
+#[derive(Debug, Clone, Default)]
+pub struct Rewritten {
+    /// Whether the result holds totals next to details (union, grouping sets).
+    pub totals: bool,
+    /// Rounded count columns per top aggregate (for the record).
+    pub rounded_columns: usize,
+    /// Whether any top aggregate counts persons.
+    pub person_level: bool,
+    /// Output names of the top aggregates' aggregate columns.
+    agg_names: HashSet<String>,
+}
+
+fn func_name(e: &Expr) -> Option<(&str, &AggregateFunction)> {
+    match e {
+        Expr::AggregateFunction(f) => Some((f.func.name(), f)),
+        Expr::Alias(a) => func_name(&a.expr),
+        _ => None,
+    }
+}
+
+fn columns_of(e: &Expr) -> HashSet<Column> {
+    e.column_refs().into_iter().cloned().collect()
+}
+
+/// Does the subtree scan any person-level table?
+fn has_person_tables(plan: &LogicalPlan, persons: &HashMap<String, Option<String>>) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|n| {
+        if let LogicalPlan::TableScan(s) = n
+            && persons
+                .get(s.table_name.table())
+                .is_some_and(Option::is_some)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// The columns of `plan`'s output that hold person pseudonyms.
+pub fn person_columns(
+    plan: &LogicalPlan,
+    persons: &HashMap<String, Option<String>>,
+) -> Vec<Column> {
+    let out_col = |plan: &LogicalPlan, i: usize| Column::from(plan.schema().qualified_field(i));
     match plan {
-        LogicalPlan::Aggregate(_) => true,
-        LogicalPlan::Projection(p) => is_aggregate(&p.input),
-        LogicalPlan::Sort(s) => is_aggregate(&s.input),
-        LogicalPlan::Limit(l) => is_aggregate(&l.input),
-        LogicalPlan::Filter(f) => is_aggregate(&f.input),
-        LogicalPlan::SubqueryAlias(a) => is_aggregate(&a.input),
-        LogicalPlan::Distinct(d) => is_aggregate(d.input()),
-        LogicalPlan::Union(u) => !u.inputs.is_empty() && u.inputs.iter().all(|i| is_aggregate(i)),
+        LogicalPlan::TableScan(s) => match persons.get(s.table_name.table()).cloned().flatten() {
+            Some(p)
+                if s.projected_schema
+                    .index_of_column_by_name(Some(&s.table_name), &p)
+                    .is_some() =>
+            {
+                vec![Column::new(Some(s.table_name.clone()), p)]
+            }
+            _ => vec![],
+        },
+        LogicalPlan::Projection(p) => {
+            let inp = person_columns(&p.input, persons);
+            p.expr
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e.clone().unalias() {
+                    Expr::Column(c) if inp.contains(&c) => Some(out_col(plan, i)),
+                    _ => None,
+                })
+                .collect()
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let inp = person_columns(&a.input, persons);
+            inp.iter()
+                .filter_map(|c| a.input.schema().index_of_column(c).ok())
+                .map(|i| out_col(plan, i))
+                .collect()
+        }
+        LogicalPlan::Filter(f) => person_columns(&f.input, persons),
+        LogicalPlan::Sort(s) => person_columns(&s.input, persons),
+        LogicalPlan::Limit(l) => person_columns(&l.input, persons),
+        LogicalPlan::Repartition(r) => person_columns(&r.input, persons),
+        LogicalPlan::Distinct(d) => person_columns(d.input(), persons),
+        LogicalPlan::Window(w) => person_columns(&w.input, persons),
+        LogicalPlan::Join(j) => {
+            let mut v = person_columns(&j.left, persons);
+            v.extend(person_columns(&j.right, persons));
+            v.retain(|c| plan.schema().has_column(c));
+            v
+        }
+        LogicalPlan::Aggregate(a) => {
+            let inp = person_columns(&a.input, persons);
+            a.group_expr
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| match e.clone().unalias() {
+                    Expr::Column(c) if inp.contains(&c) => Some(out_col(plan, i)),
+                    _ => None,
+                })
+                .collect()
+        }
+        LogicalPlan::Union(u) => {
+            let sets: Vec<Vec<usize>> = u
+                .inputs
+                .iter()
+                .map(|i| {
+                    person_columns(i, persons)
+                        .iter()
+                        .filter_map(|c| i.schema().index_of_column(c).ok())
+                        .collect()
+                })
+                .collect();
+            (0..plan.schema().fields().len())
+                .filter(|k| sets.iter().all(|s| s.contains(k)))
+                .map(|k| out_col(plan, k))
+                .collect()
+        }
+        _ => vec![],
+    }
+}
+
+fn refused(m: impl Into<String>) -> QueryError {
+    QueryError::refused(m)
+}
+
+fn df(e: datafusion::error::DataFusionError) -> QueryError {
+    QueryError::internal(format!("disclosure-control rewrite: {e}"))
+}
+
+/// `sum(CASE … THEN 1 ELSE 0 END)`, `sum(CAST(bool AS …))`: a count in disguise.
+fn is_indicator(e: &Expr) -> bool {
+    let zero_one = |e: &Expr| matches!(e.clone().unalias(), Expr::Literal(v, _) if matches!(v.to_string().as_str(), "0" | "1"));
+    match e.clone().unalias() {
+        Expr::Case(Case {
+            when_then_expr,
+            else_expr,
+            ..
+        }) => {
+            when_then_expr.iter().all(|(_, t)| zero_one(t))
+                && else_expr.as_deref().is_none_or(zero_one)
+        }
+        Expr::Cast(c) => {
+            c.expr
+                .as_ref()
+                .clone()
+                .unalias()
+                .to_string()
+                .contains(" = ")
+                || matches!(
+                    c.expr.as_ref(),
+                    Expr::BinaryExpr(_) | Expr::IsNull(_) | Expr::IsNotNull(_) | Expr::Not(_)
+                )
+        }
         _ => false,
+    }
+}
+
+/// Is `e` a subtraction whose two sides are both aggregates (the differencing pair)?
+fn differencing(e: &Expr, agg_names: &HashSet<String>) -> bool {
+    let mut found = false;
+    let _ = e.apply(|x| {
+        if let Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Minus,
+            right,
+        }) = x
+        {
+            let aggy = |s: &Expr| {
+                s.column_refs().iter().any(|c| agg_names.contains(&c.name))
+                    || s.apply(|y| {
+                        Ok(
+                            if matches!(y, Expr::AggregateFunction(_) | Expr::ScalarSubquery(_)) {
+                                TreeNodeRecursion::Stop
+                            } else {
+                                TreeNodeRecursion::Continue
+                            },
+                        )
+                    })
+                    .map(|r| r == TreeNodeRecursion::Stop)
+                    .unwrap_or(false)
+            };
+            if aggy(left) && aggy(right) {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+struct Ctx<'a> {
+    policy: &'a OutputPolicy,
+    persons: &'a HashMap<String, Option<String>>,
+    out: Rewritten,
+}
+
+fn hidden_exprs(plan: &LogicalPlan) -> Vec<Expr> {
+    plan.schema()
+        .iter()
+        .filter(|(_, f)| [PERSONS, DOMINANT, BRANCH, GROUPING].contains(&f.name().as_str()))
+        .map(|(q, f)| Expr::Column(Column::from((q, f))))
+        .collect()
+}
+
+fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, QueryError> {
+    let policy = cx.policy;
+    // 1. what may be aggregated
+    for e in &a.aggr_expr {
+        if let Some((name, _)) = func_name(e)
+            && !ALLOWED_AGGREGATES.contains(&name)
+        {
+            return Err(refused(format!(
+                "aggregate `{name}` can reveal a single person's value and is not allowed in aggregate mode; use count, sum, avg, median or percentiles (allowed: {})",
+                ALLOWED_AGGREGATES.join(", ")
+            )));
+        }
+    }
+    if a.group_expr
+        .iter()
+        .any(|g| matches!(g, Expr::GroupingSet(_)))
+    {
+        cx.out.totals = true;
+    }
+    let ps = person_columns(&a.input, cx.persons);
+    let person_level = !ps.is_empty();
+    if !person_level && has_person_tables(&a.input, cx.persons) {
+        return Err(refused(
+            "this query aggregates results that were already aggregated, so the persons behind each group cannot be counted; write it as one aggregation over the tables (GROUP BY the categories you need)",
+        ));
+    }
+    let pset: HashSet<&Column> = ps.iter().collect();
+    for g in &a.group_expr {
+        if columns_of(g).iter().any(|c| pset.contains(c)) {
+            return Err(refused(
+                "grouping by a person identifier puts one person in each group; group by characteristics (sex, age band, year, code) and count persons with count(DISTINCT …)",
+            ));
+        }
+    }
+    for e in &a.aggr_expr {
+        if let Some((name, f)) = func_name(e) {
+            let uses_person = f
+                .params
+                .args
+                .iter()
+                .any(|x| columns_of(x).iter().any(|c| pset.contains(c)));
+            if uses_person && !matches!(name, "count" | "approx_distinct") {
+                return Err(refused(format!(
+                    "`{name}` over a person identifier reveals pseudonyms; only counting persons (count(DISTINCT …)) is allowed"
+                )));
+            }
+        }
+    }
+    cx.out.person_level |= person_level;
+
+    // 2. hidden aggregates: distinct persons, dominance flags
+    let mut aggr = a.aggr_expr.clone();
+    if let Some(p) = ps.first() {
+        aggr.push(
+            datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(p.clone()))
+                .alias(PERSONS),
+        );
+    } else {
+        aggr.push(
+            cast(
+                lit(ScalarValue::Int64(None)),
+                arrow::datatypes::DataType::Int64,
+            )
+            .alias(PERSONS),
+        );
+    }
+    let dominance_on = policy.dominance_k < 1.0 || policy.p_ratio > 0.0;
+    let mut flags: Vec<(usize, String)> = Vec::new(); // aggregate index -> flag name
+    if let (Some(p), true) = (ps.first(), dominance_on) {
+        let f = Arc::new(crate::dominance::udaf(crate::dominance::Thresholds {
+            n: policy.dominance_n,
+            k: policy.dominance_k,
+            p: policy.p_ratio,
+        }));
+        for (i, e) in a.aggr_expr.iter().enumerate() {
+            if let Some((name @ ("sum" | "avg" | "mean"), fun)) = func_name(e)
+                && let Some(arg) = fun.params.args.first()
+                && !(name == "sum" && is_indicator(arg))
+            {
+                let flag = format!("__dhub_dom{i}");
+                aggr.push(
+                    f.call(vec![
+                        cast(Expr::Column(p.clone()), arrow::datatypes::DataType::Utf8),
+                        cast(arg.clone(), arrow::datatypes::DataType::Float64),
+                    ])
+                    .alias(&flag),
+                );
+                flags.push((i, flag));
+            }
+        }
+    }
+    let agg = LogicalPlan::Aggregate(
+        Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(df)?,
+    );
+
+    // 3. a projection over it: rounded counts, dominance-suppressed sums, hidden columns
+    let schema = agg.schema().clone();
+    let n_fields = schema.fields().len();
+    let n_aggr = a.aggr_expr.len();
+    let extra = 1 + flags.len();
+    let first_aggr = n_fields - extra - n_aggr;
+    let base = f64::from(policy.rounding);
+    let mut exprs = Vec::new();
+    let mut rounded = 0;
+    for i in 0..n_fields - extra {
+        let (q, f) = schema.qualified_field(i);
+        let c = Expr::Column(Column::from((q, f)));
+        let mut e = c.clone();
+        if i >= first_aggr {
+            let k = i - first_aggr;
+            cx.out.agg_names.insert(f.name().clone());
+            let is_count = func_name(&a.aggr_expr[k]).is_some_and(|(n, fun)| {
+                n == "count"
+                    || n == "regr_count"
+                    || (n == "sum" && fun.params.args.first().is_some_and(is_indicator))
+            });
+            if is_count && policy.rounding > 0 && f.data_type().is_numeric() {
+                let r = datafusion::functions::math::expr_fn::round(vec![
+                    cast(e.clone(), arrow::datatypes::DataType::Float64) / lit(base),
+                ]);
+                e = cast(r * lit(base), f.data_type().clone());
+                rounded += 1;
+            }
+            if let Some((_, flag)) = flags.iter().find(|(j, _)| *j == k) {
+                e = Expr::Case(Case::new(
+                    None,
+                    vec![(
+                        Box::new(col(flag.as_str())),
+                        Box::new(lit(ScalarValue::try_from(f.data_type()).map_err(df)?)),
+                    )],
+                    Some(Box::new(e)),
+                ));
+            }
+        }
+        if f.name() == "__grouping_id" {
+            // keep the grouping set of each row, hidden, for secondary suppression
+            exprs.push(e.alias(GROUPING));
+            continue;
+        }
+        if e != c {
+            e = e.alias_qualified(q.cloned(), f.name());
+        }
+        exprs.push(e);
+    }
+    cx.out.rounded_columns = cx.out.rounded_columns.max(rounded);
+    exprs.push(col(PERSONS));
+    let dominated = flags
+        .iter()
+        .map(|(_, f)| cast(col(f.as_str()), arrow::datatypes::DataType::Int64))
+        .reduce(|a, b| a + b)
+        .unwrap_or_else(|| lit(0i64));
+    exprs.push(dominated.alias(DOMINANT));
+    Ok(LogicalPlan::Projection(
+        Projection::try_new(exprs, Arc::new(agg)).map_err(df)?,
+    ))
+}
+
+fn has_aggregate(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|n| {
+        if matches!(n, LogicalPlan::Aggregate(_)) {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+fn rewrite_top(plan: &LogicalPlan, cx: &mut Ctx<'_>) -> Result<LogicalPlan, QueryError> {
+    let one = |p: &LogicalPlan, input: LogicalPlan| -> Result<LogicalPlan, QueryError> {
+        p.with_new_exprs(p.expressions(), vec![input]).map_err(df)
+    };
+    match plan {
+        LogicalPlan::Aggregate(a) => rewrite_aggregate(a, cx),
+        LogicalPlan::Projection(p) => {
+            let input = rewrite_top(&p.input, cx)?;
+            for e in &p.expr {
+                if differencing(e, &cx.out.agg_names) {
+                    return Err(refused(
+                        "subtracting one aggregate from another in the same query can recover a suppressed group (differencing); return the counts separately",
+                    ));
+                }
+                let mut subquery = false;
+                let _ = e.apply(|x| {
+                    if matches!(x, Expr::ScalarSubquery(_)) {
+                        subquery = true;
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                if subquery {
+                    return Err(refused(
+                        "a subquery in the result columns is not checked by disclosure control; compute it as a separate aggregation (or join an aggregated CTE)",
+                    ));
+                }
+            }
+            let mut exprs = p.expr.clone();
+            exprs.extend(hidden_exprs(&input));
+            Ok(LogicalPlan::Projection(
+                Projection::try_new(exprs, Arc::new(input)).map_err(df)?,
+            ))
+        }
+        LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Repartition(_) => {
+            let input = rewrite_top(plan.inputs()[0], cx)?;
+            one(plan, input)
+        }
+        LogicalPlan::Distinct(d) => {
+            let input = rewrite_top(d.input(), cx)?;
+            one(plan, input)
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let input = rewrite_top(&a.input, cx)?;
+            Ok(LogicalPlan::SubqueryAlias(
+                SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(df)?,
+            ))
+        }
+        LogicalPlan::Window(w) => {
+            if !has_aggregate(&w.input) {
+                return Err(refused(
+                    "window functions over person-level rows reveal individual records; apply them to the result of an aggregation (e.g. rank() OVER (ORDER BY n) over a GROUP BY)",
+                ));
+            }
+            let input = rewrite_top(&w.input, cx)?;
+            Ok(LogicalPlan::Window(
+                Window::try_new(w.window_expr.clone(), Arc::new(input)).map_err(df)?,
+            ))
+        }
+        LogicalPlan::Union(u) => {
+            cx.out.totals |= u.inputs.len() > 1;
+            let mut inputs = Vec::new();
+            for (i, inp) in u.inputs.iter().enumerate() {
+                let r = rewrite_top(inp, cx)?;
+                let mut exprs: Vec<Expr> = r
+                    .schema()
+                    .iter()
+                    .map(|(q, f)| Expr::Column(Column::from((q, f))))
+                    .collect();
+                exprs.push(lit(i as i64).alias(BRANCH));
+                inputs.push(Arc::new(LogicalPlan::Projection(
+                    Projection::try_new(exprs, Arc::new(r)).map_err(df)?,
+                )));
+            }
+            Ok(LogicalPlan::Union(
+                Union::try_new_with_loose_types(inputs).map_err(df)?,
+            ))
+        }
+        _ => Err(refused(AGGREGATE_HINT)),
+    }
+}
+
+/// Checks the whole plan, subqueries included: no aggregate outside
+/// [`ALLOWED_AGGREGATES`], no window function over person-level rows, no scalar
+/// subquery in the released columns.
+fn check_everywhere(plan: &LogicalPlan) -> Result<(), QueryError> {
+    let mut bad: Option<QueryError> = None;
+    let _ = plan.apply_with_subqueries(|n| {
+        match n {
+            LogicalPlan::Aggregate(a) => {
+                for e in &a.aggr_expr {
+                    if let Some((name, _)) = func_name(e)
+                        && !ALLOWED_AGGREGATES.contains(&name)
+                    {
+                        bad = Some(refused(format!(
+                            "aggregate `{name}` can reveal a single person's value and is not allowed in aggregate mode, in subqueries too; use count, sum, avg, median or percentiles (allowed: {})",
+                            ALLOWED_AGGREGATES.join(", ")
+                        )));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+            LogicalPlan::Window(w) if !has_aggregate(&w.input) => {
+                bad = Some(refused(
+                    "window functions over person-level rows reveal individual records; apply them to the result of an aggregation (e.g. rank() OVER (ORDER BY n) over a GROUP BY)",
+                ));
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    match bad {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
@@ -115,45 +681,201 @@ fn is_aggregate(plan: &LogicalPlan) -> bool {
 pub fn apply(
     plan: LogicalPlan,
     policy: &OutputPolicy,
-    _persons: &HashMap<String, Option<String>>,
-) -> Result<(LogicalPlan, Disclosure), QueryError> {
+    persons: &HashMap<String, Option<String>>,
+) -> Result<(LogicalPlan, Disclosure, Rewritten), QueryError> {
     match policy.mode {
         Mode::Record => {
             let mut d = Disclosure::for_policy(
                 policy,
                 "record mode: rows returned as they are, under the row and byte limits",
             );
-            d.rules.push(RuleRecord {
-                rule: "record_mode".into(),
-                fired: false,
-                detail: match &policy.approval {
+            d.rule(
+                "record_mode",
+                false,
+                match &policy.approval {
                     Some(a) => format!("approved by {}", a.by),
                     None => "approved".into(),
                 },
-            });
-            Ok((plan, d))
+            );
+            Ok((plan, d, Rewritten::default()))
         }
         Mode::Aggregate => {
-            if !is_aggregate(&plan) {
-                return Err(QueryError::refused(AGGREGATE_HINT));
-            }
+            check_everywhere(&plan)?;
+            let mut cx = Ctx {
+                policy,
+                persons,
+                out: Rewritten::default(),
+            };
+            let plan = rewrite_top(&plan, &mut cx)?;
             let mut d = Disclosure::for_policy(policy, "aggregate mode");
-            d.rules.push(RuleRecord {
-                rule: "aggregate_only".into(),
-                fired: false,
-                detail: "every output row is an aggregate".into(),
-            });
-            Ok((plan, d))
+            d.rule("aggregate_only", false, "every output row is an aggregate");
+            Ok((plan, d, cx.out))
         }
     }
 }
 
-/// Post-processing of the collected result (suppression and rounding of cells that
-/// cannot be expressed in the plan). Returns the batches to release.
+/// Suppression and clean-up on the collected result: removes groups under `min_cell`
+/// (and secondary cells when totals are present), counts what dominance and rounding did
+/// and drops the hidden columns. Returns the released schema and rows.
 pub fn finish(
+    schema: SchemaRef,
     batches: Vec<RecordBatch>,
-    _policy: &OutputPolicy,
-    _d: &mut Disclosure,
-) -> Result<Vec<RecordBatch>, QueryError> {
-    Ok(batches)
+    policy: &OutputPolicy,
+    rw: &Rewritten,
+    d: &mut Disclosure,
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
+    let idx = |n: &str| schema.fields().iter().position(|f| f.name() == n);
+    let (Some(pi), Some(di)) = (idx(PERSONS), idx(DOMINANT)) else {
+        return Ok((schema, batches));
+    };
+    let bi = idx(BRANCH);
+    let gi = idx(GROUPING);
+    let all = arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| QueryError::internal(e.to_string()))?;
+    let n = all.num_rows();
+    let visible: Vec<usize> = (0..schema.fields().len())
+        .filter(|&i| i != pi && i != di && Some(i) != bi && Some(i) != gi)
+        .collect();
+    let as_i64 = |a: &ArrayRef| -> Result<Vec<Option<i64>>, QueryError> {
+        let c = arrow::compute::cast(a, &arrow::datatypes::DataType::Int64)
+            .map_err(|e| QueryError::internal(e.to_string()))?;
+        Ok(c.as_primitive::<Int64Type>().iter().collect())
+    };
+    let persons = as_i64(all.column(pi))?;
+    let dominated = as_i64(all.column(di))?;
+    let branch = match bi {
+        Some(b) => as_i64(all.column(b))?,
+        None => vec![Some(0); n],
+    };
+    let min = i64::from(policy.min_cell);
+    let mut keep = vec![true; n];
+    let mut primary = 0u64;
+    let mut by_branch: HashMap<i64, (u64, Vec<usize>)> = HashMap::new();
+    for r in 0..n {
+        let b = branch[r].unwrap_or(0);
+        let e = by_branch.entry(b).or_default();
+        match persons[r] {
+            Some(p) if p < min => {
+                keep[r] = false;
+                primary += 1;
+                e.0 += 1;
+            }
+            _ => e.1.push(r),
+        }
+    }
+    d.rule(
+        "min_cell",
+        primary > 0,
+        if rw.person_level {
+            format!("{primary} group(s) with fewer than {min} distinct persons removed")
+        } else {
+            "no person-level data in this result".into()
+        },
+    );
+    let mut secondary = 0u64;
+    if let (Some(g), true) = (gi, primary > 0) {
+        // grouping sets: a suppressed detail could be recovered from any subtotal over
+        // it, so once a detail row is suppressed every subtotal row goes too
+        let grouping = as_i64(all.column(g))?;
+        let detail_suppressed = (0..n).any(|r| !keep[r] && grouping[r] == Some(0));
+        if detail_suppressed {
+            for r in 0..n {
+                if keep[r] && grouping[r] != Some(0) {
+                    keep[r] = false;
+                    secondary += 1;
+                }
+            }
+        }
+    } else if rw.totals && primary > 0 {
+        let branches: Vec<i64> = by_branch.keys().copied().collect();
+        for b in &branches {
+            let (suppressed, visible_rows) = by_branch[b].clone();
+            if suppressed == 0 {
+                continue;
+            }
+            let smallest = visible_rows
+                .iter()
+                .filter(|&&r| persons[r].is_some())
+                .min_by_key(|&&r| persons[r].unwrap_or(i64::MAX));
+            match smallest {
+                Some(&r) => {
+                    keep[r] = false;
+                    secondary += 1;
+                }
+                None => {
+                    // nothing left to hide it among: the totals go
+                    for o in branches.iter().filter(|o| *o != b) {
+                        for &r in &by_branch[o].1 {
+                            if keep[r] {
+                                keep[r] = false;
+                                secondary += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    d.rule(
+        "secondary_suppression",
+        secondary > 0,
+        if rw.totals {
+            format!("{secondary} further group(s) removed so no suppressed group can be recovered from a total")
+        } else {
+            "no totals in this result".into()
+        },
+    );
+    let kept: usize = keep.iter().filter(|k| **k).count();
+    let dominated_cells: u64 = dominated
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(x, _)| u64::try_from(x.unwrap_or(0)).unwrap_or(0))
+        .sum();
+    let dominance_on = policy.dominance_k < 1.0 || policy.p_ratio > 0.0;
+    d.rule(
+        "dominance",
+        dominated_cells > 0,
+        if dominance_on {
+            format!(
+                "{dominated_cells} sum/average cell(s) nulled: a few persons held most of the total (n={}, k={}, p={})",
+                policy.dominance_n, policy.dominance_k, policy.p_ratio
+            )
+        } else {
+            "off".into()
+        },
+    );
+    let rounded = (rw.rounded_columns * kept) as u64;
+    d.rule(
+        "rounding",
+        rounded > 0,
+        if policy.rounding > 0 {
+            format!(
+                "counts rounded to the nearest {} ({rounded} cell(s))",
+                policy.rounding
+            )
+        } else {
+            "off".into()
+        },
+    );
+    let removed = (n - kept) as u64;
+    d.rows_suppressed = removed;
+    d.cells_suppressed = removed * visible.len() as u64 + dominated_cells;
+    d.cells_rounded = rounded;
+    let mask = BooleanArray::from(keep);
+    let filtered = arrow::compute::filter_record_batch(&all, &mask)
+        .map_err(|e| QueryError::internal(e.to_string()))?;
+    let out_schema = Arc::new(Schema::new(
+        visible
+            .iter()
+            .map(|&i| schema.field(i).clone())
+            .collect::<Vec<_>>(),
+    ));
+    let cols: Vec<ArrayRef> = visible
+        .iter()
+        .map(|&i| filtered.column(i).clone())
+        .collect();
+    let batch = RecordBatch::try_new(out_schema.clone(), cols)
+        .map_err(|e| QueryError::internal(e.to_string()))?;
+    Ok((out_schema, vec![batch]))
 }

@@ -376,10 +376,11 @@ impl QueryService {
             .verify_plan(&plan)
             .map_err(|e| QueryError::refused(guard::ALLOWED).with_detail(e.to_string()))?;
         check_scans(&plan, &catalog)?;
-        let (plan, mut disclosure) = if guarded.explain {
+        let (plan, mut disclosure, rewritten) = if guarded.explain {
             (
                 plan,
                 Disclosure::for_policy(&req.scope.policy, "explain: no data returned"),
+                sdc::Rewritten::default(),
             )
         } else {
             sdc::apply(plan, &req.scope.policy, &persons)?
@@ -420,10 +421,18 @@ impl QueryService {
             }
             Ok((schema, rows, bytes, batches))
         };
-        let (schema, rows, bytes, batches) = tokio::time::timeout(remaining, collect)
+        let (schema, _, _, batches) = tokio::time::timeout(remaining, collect)
             .await
             .map_err(|_| timeout(self.limits.time))??;
-        let batches = sdc::finish(batches, &req.scope.policy, &mut disclosure)?;
+        let (schema, batches) = sdc::finish(
+            schema,
+            batches,
+            &req.scope.policy,
+            &rewritten,
+            &mut disclosure,
+        )?;
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let bytes = batches.iter().map(RecordBatch::get_array_memory_size).sum();
         Ok(QueryOutput {
             schema,
             rows,

@@ -194,6 +194,31 @@ pub fn audit(global: &Global, cmd: AuditCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        AuditCommand::Review { project } => {
+            let queries: Vec<(i64, String)> = g
+                .audit_find("query", "project", &project)?
+                .into_iter()
+                .filter(|e| e.entry.get("outcome").and_then(|v| v.as_str()) == Some("ok"))
+                .filter_map(|e| {
+                    e.entry
+                        .get("sql")
+                        .and_then(|v| v.as_str())
+                        .map(|s| (e.seq, s.to_owned()))
+                })
+                .collect();
+            let groups = dhub_query::review::differencing_groups(&queries);
+            eprintln!(
+                "{} answered queries of project {project}; {} group(s) of queries differ by one predicate",
+                queries.len(),
+                groups.len()
+            );
+            for grp in groups {
+                println!(
+                    "{}",
+                    serde_json::to_string(&grp).context("serialising a review group")?
+                );
+            }
+        }
         AuditCommand::Export { out } => {
             let n = g.audit_export(&out)?;
             eprintln!("wrote {n} audit entries to {}", out.display());
