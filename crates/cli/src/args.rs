@@ -51,6 +51,24 @@ pub struct Global {
     )]
     pub govern: PathBuf,
 
+    /// Ed25519 signing key of extract manifests (one line of 64 hex characters, 0600).
+    #[arg(
+        long,
+        global = true,
+        env = "DHUB_SIGNING_KEY",
+        default_value = "./dhub-keys/signing.key"
+    )]
+    pub signing_key: PathBuf,
+
+    /// Where released extracts are written and served from (an object-store URL).
+    #[arg(
+        long,
+        global = true,
+        env = "DHUB_EXTRACTS",
+        default_value = "file://./dhub-data/extracts"
+    )]
+    pub extracts: String,
+
     /// More log output on stderr (-v info, -vv debug); DHUB_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -82,6 +100,12 @@ pub enum Command {
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Innovation-hub partners and their tokens (extract downloads).
+    #[command(subcommand)]
+    Partner(PartnerCommand),
+    /// Partner extracts: request, approve (four eyes), run, revoke, verify.
+    #[command(subcommand)]
+    Extract(ExtractCommand),
     /// Serve approved researchers: governed SQL over HTTP.
     Serve(ServeArgs),
     /// (internal) A query worker process, started by `dhub serve`.
@@ -216,6 +240,95 @@ pub enum ResearcherCommand {
     List,
 }
 
+/// `dhub partner …`
+#[derive(Debug, Subcommand)]
+pub enum PartnerCommand {
+    /// Add a partner to a project; prints their token once, as the only line on stdout.
+    Add {
+        /// Unique name (a-z 0-9 _ - .).
+        name: String,
+        /// Their project.
+        #[arg(long)]
+        project: String,
+        /// Last day the token works, YYYY-MM-DD.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke a partner's token.
+    Revoke {
+        /// The partner.
+        name: String,
+    },
+    /// List partners (never their tokens).
+    List,
+}
+
+/// `dhub extract …`
+#[derive(Debug, Subcommand)]
+pub enum ExtractCommand {
+    /// Request an extract from a spec (sql/extracts/NAME.toml, its .sql beside it);
+    /// prints the new extract id as the only line on stdout.
+    Request {
+        /// The spec's .toml file.
+        spec: PathBuf,
+        /// Who requests it.
+        #[arg(long)]
+        by: String,
+        /// Directory of curated views the query may use.
+        #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
+        views: PathBuf,
+    },
+    /// Approve a pending extract (the approver must not be the requester).
+    Approve {
+        /// Extract id.
+        id: String,
+        /// Who approves it.
+        #[arg(long)]
+        by: String,
+    },
+    /// Run an approved extract: query, re-key, k-anonymity check, files, signed manifest.
+    Run {
+        /// Extract id.
+        id: String,
+        /// Directory of curated views the query may use.
+        #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
+        views: PathBuf,
+        /// Memory the query engine may use, MiB (sorts, joins, aggregates).
+        #[arg(long, default_value_t = 512)]
+        memory_limit: usize,
+        /// Write a JSON report (manifest summary, seconds, peak RSS) here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Revoke an extract: it can no longer be run or downloaded.
+    Revoke {
+        /// Extract id.
+        id: String,
+        /// Who revokes it (default: the operating-system user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// List extracts (tab-separated: id, status, project, name, recipient, requested by, approved by).
+    List {
+        /// Only this project's.
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Show one extract (JSON, with its frozen spec, SQL and manifest).
+    Show {
+        /// Extract id.
+        id: String,
+    },
+    /// Verify a downloaded extract: the manifest signature and every file's SHA-256.
+    Verify {
+        /// The directory holding manifest.json, manifest.sig and the files.
+        dir: PathBuf,
+        /// The hub's signing public key (64 hex characters, `dhub keys public`).
+        #[arg(long)]
+        public_key: String,
+    },
+}
+
 /// `dhub audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -298,6 +411,15 @@ pub enum KeysCommand {
     },
     /// Print the key id of the --key file.
     Id,
+    /// Create the Ed25519 signing key of extracts (mode 0600); never overwrites.
+    GenerateSigning {
+        /// Where to write the key (default: the --signing-key path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the signing public key (64 hex characters) as the only line on stdout,
+    /// for partners to verify extracts with.
+    Public,
 }
 
 /// `dhub pseudonym …`

@@ -25,6 +25,7 @@
 
 pub mod audit;
 mod error;
+mod extracts;
 mod model;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ use serde_json::{Map, Value, json};
 
 pub use audit::{AuditEntry, ChainBreak};
 pub use error::{GovernError, Result};
+pub use extracts::{ExtractRecord, ExtractStatus, NewExtract};
 pub use model::{Approval, Grant, Mode, OutputPolicy, Project, Researcher, check_name, parse_date};
 
 /// Schema migrations, in order; migration `i` takes the schema from version `i` to
@@ -72,6 +74,36 @@ pub const MIGRATIONS: &[&str] = &[
         seq   INTEGER NOT NULL,
         hash  TEXT NOT NULL
      ) STRICT;",
+    // 2: partners and their extracts
+    "CREATE TABLE partners (
+        name          TEXT PRIMARY KEY,
+        project       TEXT NOT NULL REFERENCES projects(id),
+        token_sha256  TEXT NOT NULL UNIQUE,
+        created       TEXT NOT NULL,
+        expires       TEXT,
+        revoked       TEXT
+     ) STRICT;
+     CREATE TABLE extracts (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        project       TEXT NOT NULL REFERENCES projects(id),
+        recipient     TEXT NOT NULL,
+        spec          TEXT NOT NULL,  -- the frozen spec (TOML text)
+        sql           TEXT NOT NULL,  -- the frozen query
+        spec_sha256   TEXT NOT NULL,
+        sql_sha256    TEXT NOT NULL,
+        status        TEXT NOT NULL,  -- pending | approved | released | revoked
+        requested_by  TEXT NOT NULL,
+        requested     TEXT NOT NULL,
+        approved_by   TEXT,
+        approved      TEXT,
+        released      TEXT,
+        revoked       TEXT,
+        revoked_by    TEXT,
+        location      TEXT,           -- where the files are (URL)
+        manifest      TEXT            -- manifest.json as written
+     ) STRICT;
+     CREATE INDEX extracts_project ON extracts(project);",
 ];
 
 /// The schema version this build writes.
@@ -87,6 +119,46 @@ pub struct Principal {
     pub researcher: Researcher,
     /// Their project.
     pub project: Project,
+}
+
+/// A partner: the same record as a researcher (name, project, created, expires,
+/// revoked), kept in its own table with its own tokens.
+pub type Partner = Researcher;
+
+/// Who holds a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    /// A researcher (SQL over HTTP).
+    Researcher,
+    /// An innovation-hub partner (extract downloads).
+    Partner,
+}
+
+impl Holder {
+    fn table(self) -> &'static str {
+        match self {
+            Holder::Researcher => "researchers",
+            Holder::Partner => "partners",
+        }
+    }
+    fn kind(self) -> &'static str {
+        match self {
+            Holder::Researcher => "researcher",
+            Holder::Partner => "partner",
+        }
+    }
+    fn name_kind(self) -> &'static str {
+        match self {
+            Holder::Researcher => "researcher name",
+            Holder::Partner => "partner name",
+        }
+    }
+    fn list_hint(self) -> &'static str {
+        match self {
+            Holder::Researcher => "`dhub researcher list` shows the researchers",
+            Holder::Partner => "`dhub partner list` shows the partners",
+        }
+    }
 }
 
 /// Why a token was refused.
@@ -346,7 +418,7 @@ impl Govern {
         Ok(out)
     }
 
-    // ---- researchers ---------------------------------------------------------------
+    // ---- researchers and partners ----------------------------------------------------
 
     /// Adds a researcher to a project and returns their new token: 256 random bits,
     /// URL-safe base64 after [`TOKEN_PREFIX`]. Only its SHA-256 is stored; the token is
@@ -358,7 +430,31 @@ impl Govern {
         expires: Option<NaiveDate>,
         actor: &str,
     ) -> Result<String> {
-        check_name("researcher name", name)?;
+        self.add_holder(Holder::Researcher, name, project, expires, actor)
+    }
+
+    /// Adds an innovation-hub partner to a project and returns their new token (as for
+    /// researchers). A partner token opens only the partner's released extracts; it
+    /// cannot run SQL, and a researcher token cannot download extracts.
+    pub fn add_partner(
+        &self,
+        name: &str,
+        project: &str,
+        expires: Option<NaiveDate>,
+        actor: &str,
+    ) -> Result<String> {
+        self.add_holder(Holder::Partner, name, project, expires, actor)
+    }
+
+    fn add_holder(
+        &self,
+        holder: Holder,
+        name: &str,
+        project: &str,
+        expires: Option<NaiveDate>,
+        actor: &str,
+    ) -> Result<String> {
+        check_name(holder.name_kind(), name)?;
         let mut raw = [0u8; 32];
         ring::rand::SystemRandom::new()
             .fill(&mut raw)
@@ -388,65 +484,82 @@ impl Govern {
                 hint: "`dhub project list` shows the projects",
             });
         }
+        let table = holder.table();
         let exists = tx
-            .query_row("SELECT 1 FROM researchers WHERE name = ?1", [name], |_| {
-                Ok(())
-            })
+            .query_row(
+                &format!("SELECT 1 FROM {table} WHERE name = ?1"),
+                [name],
+                |_| Ok(()),
+            )
             .optional()
             .map_err(|e| self.sql(e))?
             .is_some();
         if exists {
             return Err(GovernError::Exists {
-                kind: "researcher",
+                kind: holder.kind(),
                 id: name.to_owned(),
             });
         }
         tx.execute(
-            "INSERT INTO researchers (name, project, token_sha256, created, expires, revoked) VALUES (?1, ?2, ?3, ?4, ?5, NULL)",
+            &format!("INSERT INTO {table} (name, project, token_sha256, created, expires, revoked) VALUES (?1, ?2, ?3, ?4, ?5, NULL)"),
             params![name, project, hash, ts(now()), expires.map(|d| d.to_string())],
         )
         .map_err(|e| self.sql(e))?;
         let mut detail = Map::new();
-        detail.insert("researcher".into(), json!(name));
+        detail.insert(holder.kind().into(), json!(name));
         detail.insert("project".into(), json!(project));
         detail.insert("expires".into(), json!(expires.map(|d| d.to_string())));
-        append_tx(&tx, "researcher.add", actor, detail).map_err(|e| self.sql(e))?;
+        append_tx(&tx, &format!("{}.add", holder.kind()), actor, detail)
+            .map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(token)
     }
 
     /// Revokes a researcher's token (audited).
     pub fn revoke_researcher(&self, name: &str, actor: &str) -> Result<()> {
+        self.revoke_holder(Holder::Researcher, name, actor)
+    }
+
+    /// Revokes a partner's token (audited).
+    pub fn revoke_partner(&self, name: &str, actor: &str) -> Result<()> {
+        self.revoke_holder(Holder::Partner, name, actor)
+    }
+
+    fn revoke_holder(&self, holder: Holder, name: &str, actor: &str) -> Result<()> {
+        let table = holder.table();
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
         let n = tx
             .execute(
-                "UPDATE researchers SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL",
+                &format!("UPDATE {table} SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL"),
                 params![name, ts(now())],
             )
             .map_err(|e| self.sql(e))?;
         if n == 0 {
             let exists = tx
-                .query_row("SELECT 1 FROM researchers WHERE name = ?1", [name], |_| {
-                    Ok(())
-                })
+                .query_row(
+                    &format!("SELECT 1 FROM {table} WHERE name = ?1"),
+                    [name],
+                    |_| Ok(()),
+                )
                 .optional()
                 .map_err(|e| self.sql(e))?
                 .is_some();
             if !exists {
                 return Err(GovernError::NotFound {
-                    kind: "researcher",
+                    kind: holder.kind(),
                     id: name.to_owned(),
-                    hint: "`dhub researcher list` shows the researchers",
+                    hint: holder.list_hint(),
                 });
             }
             return Ok(());
         }
         let mut detail = Map::new();
-        detail.insert("researcher".into(), json!(name));
-        append_tx(&tx, "researcher.revoke", actor, detail).map_err(|e| self.sql(e))?;
+        detail.insert(holder.kind().into(), json!(name));
+        append_tx(&tx, &format!("{}.revoke", holder.kind()), actor, detail)
+            .map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -474,9 +587,18 @@ impl Govern {
 
     /// Every researcher (never their tokens), by name.
     pub fn researchers(&self) -> Result<Vec<Researcher>> {
+        self.holders(Holder::Researcher)
+    }
+
+    /// Every partner (never their tokens), by name.
+    pub fn partners(&self) -> Result<Vec<Partner>> {
+        self.holders(Holder::Partner)
+    }
+
+    fn holders(&self, holder: Holder) -> Result<Vec<Researcher>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT name, project, created, expires, revoked, token_sha256 FROM researchers ORDER BY name")
+            .prepare(&format!("SELECT name, project, created, expires, revoked, token_sha256 FROM {} ORDER BY name", holder.table()))
             .map_err(|e| self.sql(e))?;
         let rows = st
             .query_map([], Self::row_to_researcher)
@@ -485,8 +607,25 @@ impl Govern {
             .collect()
     }
 
-    /// Checks a bearer token: `Ok(Ok(principal))` when it may act now.
+    /// Checks a researcher's bearer token: `Ok(Ok(principal))` when it may act now.
     pub fn check_token(&self, token: &str) -> Result<std::result::Result<Principal, AuthFailure>> {
+        self.check_holder_token(Holder::Researcher, token)
+    }
+
+    /// Checks a partner's bearer token: `Ok(Ok(principal))` (the partner in
+    /// `principal.researcher`) when it may download now.
+    pub fn check_partner_token(
+        &self,
+        token: &str,
+    ) -> Result<std::result::Result<Principal, AuthFailure>> {
+        self.check_holder_token(Holder::Partner, token)
+    }
+
+    fn check_holder_token(
+        &self,
+        holder: Holder,
+        token: &str,
+    ) -> Result<std::result::Result<Principal, AuthFailure>> {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Ok(Err(AuthFailure::Unknown));
         }
@@ -494,7 +633,7 @@ impl Govern {
         let found = {
             let conn = self.conn();
             conn.query_row(
-                "SELECT name, project, created, expires, revoked, token_sha256 FROM researchers WHERE token_sha256 = ?1",
+                &format!("SELECT name, project, created, expires, revoked, token_sha256 FROM {} WHERE token_sha256 = ?1", holder.table()),
                 [&hash],
                 Self::row_to_researcher,
             )

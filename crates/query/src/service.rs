@@ -65,6 +65,25 @@ pub struct Scope {
     pub policy: OutputPolicy,
 }
 
+impl Scope {
+    /// The scope of `project`: `release`'s versions of the tables it is granted, and its
+    /// output policy.
+    pub fn for_project(project: &dhub_govern::Project, release: &dhub_store::Release) -> Self {
+        let tables = release
+            .tables
+            .iter()
+            .filter(|(t, _)| project.tables.allows(t))
+            .map(|(t, v)| (t.clone(), *v))
+            .collect();
+        Scope {
+            project: project.id.clone(),
+            release: release.name.clone(),
+            tables,
+            policy: project.policy.clone(),
+        }
+    }
+}
+
 /// One query to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryRequest {
@@ -350,20 +369,26 @@ impl QueryService {
         Ok(out)
     }
 
-    /// Runs one query through the whole governed path.
-    pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
-        let started = Instant::now();
-        let (ctx, views, persons) = self.session(&req.scope).await?;
+    /// The shared front of the governed path: a fresh session over `scope`, the guard,
+    /// DataFusion's own statement checks and the scan check. Returns the session, the
+    /// plan, whether it is an `EXPLAIN`, and each table's person column.
+    async fn plan_guarded(
+        &self,
+        sql: &str,
+        scope: &Scope,
+    ) -> Result<(SessionContext, LogicalPlan, bool, HashMap<String, Option<String>>), QueryError>
+    {
+        let (ctx, views, persons) = self.session(scope).await?;
         let catalog = Catalog {
-            tables: req
-                .scope
+            tables: scope
                 .tables
                 .keys()
                 .cloned()
                 .chain(views.iter().cloned())
                 .collect::<HashSet<_>>(),
         };
-        let guarded = guard::check(&req.sql, &catalog, &self.limits.guard)?;
+        let guarded = guard::check(sql, &catalog, &self.limits.guard)?;
+        let explain = guarded.explain;
         let state = ctx.state();
         let plan = state
             .statement_to_plan(guarded.statement)
@@ -376,7 +401,33 @@ impl QueryService {
             .verify_plan(&plan)
             .map_err(|e| QueryError::refused(guard::ALLOWED).with_detail(e.to_string()))?;
         check_scans(&plan, &catalog)?;
-        let (plan, mut disclosure, rewritten) = if guarded.explain {
+        Ok((ctx, plan, explain, persons))
+    }
+
+    /// Plans an approved extract's query over `scope`: the same guard and checks as a
+    /// researcher's query, without output disclosure control (an extract is
+    /// record-level by approval and is checked for k-anonymity instead, by
+    /// `dhub-extract`). The caller executes the plan in the returned session, whose
+    /// memory pool is this service's limit.
+    pub async fn plan_extract(
+        &self,
+        sql: &str,
+        scope: &Scope,
+    ) -> Result<(SessionContext, LogicalPlan), QueryError> {
+        let (ctx, plan, explain, _) = self.plan_guarded(sql, scope).await?;
+        if explain {
+            return Err(QueryError::refused(
+                "an extract query must be a SELECT (or WITH, VALUES, a set operation), not EXPLAIN",
+            ));
+        }
+        Ok((ctx, plan))
+    }
+
+    /// Runs one query through the whole governed path.
+    pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
+        let started = Instant::now();
+        let (ctx, plan, explain, persons) = self.plan_guarded(&req.sql, &req.scope).await?;
+        let (plan, mut disclosure, rewritten) = if explain {
             (
                 plan,
                 Disclosure::for_policy(&req.scope.policy, "explain: no data returned"),

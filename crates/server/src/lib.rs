@@ -18,6 +18,7 @@
 //! | `GET /openapi.json` | the whole API |
 
 mod error;
+mod extracts;
 mod format;
 mod metrics;
 mod openapi;
@@ -29,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dhub_govern::{Govern, Grant, Principal};
+use dhub_govern::{Govern, Principal};
 use dhub_query::{Answer, QueryError, QueryOutput, Scope, TableInfo, WorkerPool, WorkerRequest};
 use dhub_store::{Release, Store};
 use serde_json::{Map, Value, json};
@@ -46,6 +47,8 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Research store URL.
     pub store: String,
+    /// Extracts area URL (released partner extracts).
+    pub extracts: String,
     /// Governance store file.
     pub govern: PathBuf,
     /// How to start query workers.
@@ -75,6 +78,7 @@ pub struct Answered {
 pub struct Governed {
     govern: Govern,
     store: Store,
+    extracts: dhub_store::Location,
     pool: WorkerPool,
     per_researcher: usize,
     inflight: Mutex<HashMap<String, usize>>,
@@ -123,11 +127,14 @@ impl Governed {
     pub fn open(config: &ServerConfig) -> Result<Self, ApiError> {
         let govern = Govern::open(&config.govern).map_err(|e| ApiError::internal(e.to_string()))?;
         let store = Store::open(&config.store).map_err(|e| ApiError::internal(e.to_string()))?;
+        let extracts = dhub_store::Location::parse(&config.extracts)
+            .map_err(|e| ApiError::internal(format!("opening the extracts area: {e}")))?;
         let pool = WorkerPool::new(config.worker.clone(), config.workers, config.time_limit);
         pool.warm().map_err(|e| ApiError::internal(e.detail))?;
         Ok(Self {
             govern,
             store,
+            extracts,
             pool,
             per_researcher: config.per_researcher.max(1),
             inflight: Mutex::new(HashMap::new()),
@@ -146,20 +153,40 @@ impl Governed {
         self.pool.available()
     }
 
-    /// Checks a bearer token.
+    /// Checks a researcher's bearer token.
     pub fn authenticate(
         &self,
         token: Option<&str>,
         caller: &Caller,
     ) -> Result<Principal, ApiError> {
         let token = token.unwrap_or_default();
-        match self.govern.check_token(token) {
+        self.refused_audited(self.govern.check_token(token), "researcher", caller)
+    }
+
+    /// Checks a partner's bearer token (extract downloads).
+    pub fn authenticate_partner(
+        &self,
+        token: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Principal, ApiError> {
+        let token = token.unwrap_or_default();
+        self.refused_audited(self.govern.check_partner_token(token), "partner", caller)
+    }
+
+    fn refused_audited(
+        &self,
+        checked: dhub_govern::Result<Result<Principal, dhub_govern::AuthFailure>>,
+        role: &str,
+        caller: &Caller,
+    ) -> Result<Principal, ApiError> {
+        match checked {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(f)) => {
                 // a refused token is audited too (never the token itself)
                 let mut m = Map::new();
                 m.insert("client".into(), json!(caller.addr));
                 m.insert("via".into(), json!(caller.via));
+                m.insert("role".into(), json!(role));
                 m.insert("reason".into(), json!(format!("{f:?}").to_lowercase()));
                 let _ = self.govern.audit("auth.refused", "anonymous", m);
                 self.metrics.count_auth_failure();
@@ -186,21 +213,7 @@ impl Governed {
     /// The scope of a researcher's project: its release's versions of the granted tables.
     pub async fn scope(&self, p: &Principal) -> Result<Scope, ApiError> {
         let release = self.release(&p.project.release).await?;
-        let tables = release
-            .tables
-            .iter()
-            .filter(|(t, _)| match &p.project.tables {
-                Grant::All => true,
-                g => g.allows(t),
-            })
-            .map(|(t, v)| (t.clone(), *v))
-            .collect();
-        Ok(Scope {
-            project: p.project.id.clone(),
-            release: release.name,
-            tables,
-            policy: p.project.policy.clone(),
-        })
+        Ok(Scope::for_project(&p.project, &release))
     }
 
     fn take_slot(&self, who: &str) -> Result<Slot<'_>, ApiError> {

@@ -24,6 +24,8 @@ pub fn router(g: Arc<Governed>) -> Router {
         .route("/v1/tables", get(tables))
         .route("/v1/whoami", get(whoami))
         .route("/v1/queries/{id}/disclosure", get(disclosure))
+        .route("/v1/extracts", get(extracts))
+        .route("/v1/extracts/{id}/files/{name}", get(extract_file))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
@@ -142,6 +144,70 @@ async fn disclosure(
         ));
     }
     Ok(axum::Json(g.disclosure(&p, &id)?).into_response())
+}
+
+async fn extracts(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let c = caller(addr);
+    let p = g.authenticate_partner(bearer(&headers), &c)?;
+    Ok(axum::Json(g.list_extracts(&p, &c)?).into_response())
+}
+
+async fn extract_file(
+    State(g): St,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    use futures::TryStreamExt;
+
+    let c = caller(addr);
+    let p = g.authenticate_partner(bearer(&headers), &c)?;
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (d, content_type) = match g.fetch_extract_file(&p, &id, &name, range, &c).await? {
+        crate::extracts::Fetched::Ok(d, t) => (d, t),
+        crate::extracts::Fetched::Unsatisfiable(size) => {
+            let mut r = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {size} bytes; ask for a range inside it"),
+            )
+            .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(r);
+        }
+    };
+    let status = if d.partial {
+        StatusCode::PARTIAL_CONTENT
+    } else {
+        StatusCode::OK
+    };
+    let len = d.range.end - d.range.start;
+    let content_range = format!("bytes {}-{}/{}", d.range.start, d.range.end.saturating_sub(1), d.size);
+    let etag = d.sha256.clone();
+    let body = axum::body::Body::from_stream(d.body.map_err(std::io::Error::other));
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if d.partial && let Ok(v) = HeaderValue::from_str(&content_range) {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if let Some(e) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
+        h.insert(header::ETAG, e);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
 }
 
 async fn metrics(State(g): St) -> Response {

@@ -4,7 +4,9 @@
 use anyhow::{Context, bail};
 use dhub_govern::{Approval, Govern, Grant, Mode, OutputPolicy, parse_date};
 
-use crate::args::{AuditCommand, Global, ProjectCommand, ProjectCreateArgs, ResearcherCommand};
+use crate::args::{
+    AuditCommand, Global, PartnerCommand, ProjectCommand, ProjectCreateArgs, ResearcherCommand,
+};
 
 /// Who runs the CLI, for the audit log.
 pub fn actor() -> String {
@@ -150,33 +152,60 @@ pub fn researcher(global: &Global, cmd: ResearcherCommand) -> anyhow::Result<()>
         } => {
             let expires = expires.as_deref().map(parse_date).transpose()?;
             let token = g.add_researcher(&name, &project, expires, &actor())?;
-            eprintln!(
-                "researcher {name} added to project {project}; their token is on stdout, shown this once (only its hash is kept)"
-            );
-            println!("{token}");
+            print_new_token("researcher", &name, &project, &token);
         }
         ResearcherCommand::Revoke { name } => {
             g.revoke_researcher(&name, &actor())?;
             eprintln!("revoked the token of {name}");
         }
-        ResearcherCommand::List => {
-            for r in g.researchers()? {
-                println!(
-                    "{}\t{}\tcreated {}\texpires {}\t{}",
-                    r.name,
-                    r.project,
-                    r.created.format("%Y-%m-%d"),
-                    r.expires.map_or("never".to_owned(), |d| d.to_string()),
-                    if r.revoked.is_some() {
-                        "REVOKED"
-                    } else {
-                        "active"
-                    }
-                );
-            }
-        }
+        ResearcherCommand::List => list_holders(g.researchers()?),
     }
     Ok(())
+}
+
+pub fn partner(global: &Global, cmd: PartnerCommand) -> anyhow::Result<()> {
+    let g = open(global)?;
+    match cmd {
+        PartnerCommand::Add {
+            name,
+            project,
+            expires,
+        } => {
+            let expires = expires.as_deref().map(parse_date).transpose()?;
+            let token = g.add_partner(&name, &project, expires, &actor())?;
+            print_new_token("partner", &name, &project, &token);
+        }
+        PartnerCommand::Revoke { name } => {
+            g.revoke_partner(&name, &actor())?;
+            eprintln!("revoked the token of partner {name}");
+        }
+        PartnerCommand::List => list_holders(g.partners()?),
+    }
+    Ok(())
+}
+
+fn print_new_token(kind: &str, name: &str, project: &str, token: &str) {
+    eprintln!(
+        "{kind} {name} added to project {project}; their token is on stdout, shown this once (only its hash is kept)"
+    );
+    println!("{token}");
+}
+
+fn list_holders(holders: Vec<dhub_govern::Researcher>) {
+    for r in holders {
+        println!(
+            "{}\t{}\tcreated {}\texpires {}\t{}",
+            r.name,
+            r.project,
+            r.created.format("%Y-%m-%d"),
+            r.expires.map_or("never".to_owned(), |d| d.to_string()),
+            if r.revoked.is_some() {
+                "REVOKED"
+            } else {
+                "active"
+            }
+        );
+    }
 }
 
 pub fn audit(global: &Global, cmd: AuditCommand) -> anyhow::Result<()> {

@@ -1,4 +1,4 @@
-//! `dhub keys generate` and `dhub keys id`.
+//! `dhub keys generate`, `dhub keys id`, `dhub keys generate-signing`, `dhub keys public`.
 
 use std::path::Path;
 
@@ -22,6 +22,21 @@ pub fn run(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Id => {
             let key = load(&global.key)?;
             println!("{}", key.key_id());
+            Ok(())
+        }
+        KeysCommand::GenerateSigning { out } => {
+            let path = out.as_deref().unwrap_or(&global.signing_key);
+            let key = dhub_extract::SigningKey::generate(path)?;
+            eprintln!(
+                "created the extract signing key at {} (mode 0600). Give partners its public key:\n  {}",
+                path.display(),
+                key.public_hex()
+            );
+            Ok(())
+        }
+        KeysCommand::Public => {
+            let key = dhub_extract::SigningKey::load(&global.signing_key)?;
+            println!("{}", key.public_hex());
             Ok(())
         }
     }

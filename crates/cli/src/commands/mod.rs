@@ -1,5 +1,6 @@
 //! One module per command; each turns parsed arguments into library calls.
 
+mod extract;
 mod govern;
 mod ingest;
 mod keys;
@@ -23,6 +24,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Project(cmd) => govern::project(&cli.global, cmd),
         Command::Researcher(cmd) => govern::researcher(&cli.global, cmd),
         Command::Audit(cmd) => govern::audit(&cli.global, cmd),
+        Command::Partner(cmd) => govern::partner(&cli.global, cmd),
+        Command::Extract(cmd) => extract::run(&cli.global, cmd),
         Command::Serve(args) => serve::run(&cli.global, &args),
         Command::QueryWorker { config } => serve::worker(&config),
     }

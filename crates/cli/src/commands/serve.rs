@@ -28,6 +28,7 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
         listen: a.listen,
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
         store: store.url().to_string(),
+        extracts: global.extracts.clone(),
         govern: global.govern.clone(),
         worker: WorkerCommand {
             exe,
