@@ -6,6 +6,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod extract;
 mod govern;
 mod ingest;
 mod keys;
