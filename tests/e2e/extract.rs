@@ -75,7 +75,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// GET with a token and optional Range header: status, Content-Range, body.
-fn get_range(base: &str, token: &str, path: &str, range: Option<&str>) -> (u16, Option<String>, Vec<u8>) {
+fn get_range(
+    base: &str,
+    token: &str,
+    path: &str,
+    range: Option<&str>,
+) -> (u16, Option<String>, Vec<u8>) {
     let mut r = http()
         .get(format!("{base}{path}"))
         .header("Authorization", &format!("Bearer {token}"));
@@ -89,7 +94,12 @@ fn get_range(base: &str, token: &str, path: &str, range: Option<&str>) -> (u16, 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let status = resp.status().as_u16();
-    let body = resp.body_mut().with_config().limit(1 << 31).read_to_vec().unwrap();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(1 << 31)
+        .read_to_vec()
+        .unwrap();
     (status, cr, body)
 }
 
@@ -105,7 +115,10 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     // no signing key yet: the run says how to make one (checked below)
     let src = synth(d, "synthea", 300, 5, 0.0, "raw");
     ok(dhub(d)
-        .args(["ingest", repo().join("pipelines/synthea.toml").to_str().unwrap()])
+        .args([
+            "ingest",
+            repo().join("pipelines/synthea.toml").to_str().unwrap(),
+        ])
         .args(["--source", src.to_str().unwrap()])
         .output()
         .unwrap());
@@ -116,23 +129,64 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
             .output()
             .unwrap());
     }
-    let (ta, _) = ok(dhub(d).args(["partner", "add", "uni-a", "--project", "pa"]).output().unwrap());
-    let (tb, _) = ok(dhub(d).args(["partner", "add", "uni-b", "--project", "pb"]).output().unwrap());
+    let (ta, _) = ok(dhub(d)
+        .args(["partner", "add", "uni-a", "--project", "pa"])
+        .output()
+        .unwrap());
+    let (tb, _) = ok(dhub(d)
+        .args(["partner", "add", "uni-b", "--project", "pb"])
+        .output()
+        .unwrap());
     let (ta, tb) = (ta.trim().to_owned(), tb.trim().to_owned());
-    let (tr, _) = ok(dhub(d).args(["researcher", "add", "rita", "--project", "pa"]).output().unwrap());
+    let (tr, _) = ok(dhub(d)
+        .args(["researcher", "add", "rita", "--project", "pa"])
+        .output()
+        .unwrap());
 
     // a spec naming a column the query does not have is refused at request time
-    let bad = spec(d, "bad", "pa", "quasi_identifiers = [\"nope\"]\n[rekey]\npatient = \"person\"\n", COHORT_SQL);
-    let out = dhub(d).args(["extract", "request"]).arg(&bad).args(["--by", "ada", "--views"]).arg(repo().join("sql/views")).output().unwrap();
+    let bad = spec(
+        d,
+        "bad",
+        "pa",
+        "quasi_identifiers = [\"nope\"]\n[rekey]\npatient = \"person\"\n",
+        COHORT_SQL,
+    );
+    let out = dhub(d)
+        .args(["extract", "request"])
+        .arg(&bad)
+        .args(["--by", "ada", "--views"])
+        .arg(repo().join("sql/views"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("quasi-identifier `nope` is not an output column"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("quasi-identifier `nope` is not an output column"),
+        "{}",
+        text(&out.stderr)
+    );
     // a write statement is refused by the guard
     let w = spec(d, "w", "pa", "", "DELETE FROM patients");
-    assert!(!dhub(d).args(["extract", "request"]).arg(&w).args(["--by", "ada"]).output().unwrap().status.success());
+    assert!(
+        !dhub(d)
+            .args(["extract", "request"])
+            .arg(&w)
+            .args(["--by", "ada"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
 
-    let rest = "k = 5\nquasi_identifiers = [\"sex\", \"deceased\"]\n[rekey]\npatient = \"person\"\n";
+    let rest =
+        "k = 5\nquasi_identifiers = [\"sex\", \"deceased\"]\n[rekey]\npatient = \"person\"\n";
     let sa = spec(d, "cohort-a", "pa", rest, COHORT_SQL);
-    let sb = spec(d, "cohort-b", "pb", &format!("format = \"csv\"\n{rest}"), COHORT_SQL);
+    let sb = spec(
+        d,
+        "cohort-b",
+        "pb",
+        &format!("format = \"csv\"\n{rest}"),
+        COHORT_SQL,
+    );
     let ia = request(d, &sa, "ada");
     assert_eq!(status(d, &ia), "pending");
     // running before approval is refused
@@ -140,16 +194,32 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     // four eyes: the requester cannot approve (names are lower case: `ADA` is not a name)
     let out = approve(d, &ia, "ada");
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("four eyes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("four eyes"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!approve(d, &ia, "ADA").status.success());
     ok(approve(d, &ia, "grace"));
     assert_eq!(status(d, &ia), "approved");
     // the signing key is needed, and its absence is explained
     let out = run(d, &ia, &[]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("dhub keys generate-signing"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("dhub keys generate-signing"),
+        "{}",
+        text(&out.stderr)
+    );
     ok(dhub(d).args(["keys", "generate-signing"]).output().unwrap());
-    assert!(!dhub(d).args(["keys", "generate-signing"]).output().unwrap().status.success(), "never overwritten");
+    assert!(
+        !dhub(d)
+            .args(["keys", "generate-signing"])
+            .output()
+            .unwrap()
+            .status
+            .success(),
+        "never overwritten"
+    );
     let (public, _) = ok(dhub(d).args(["keys", "public"]).output().unwrap());
     let public = public.trim().to_owned();
     assert_eq!(public.len(), 64);
@@ -208,18 +278,36 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     std::fs::write(t1.join("part-00000.parquet"), bytes).unwrap();
     let out = verify(d, &t1, &public);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("SHA-256 does not match"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("SHA-256 does not match"),
+        "{}",
+        text(&out.stderr)
+    );
     let t2 = d.join("tampered-manifest");
     copy_dir(&xa, &t2);
     let m = std::fs::read_to_string(t2.join("manifest.json")).unwrap();
-    std::fs::write(t2.join("manifest.json"), m.replace("\"rows\": 300", "\"rows\": 301")).unwrap();
+    std::fs::write(
+        t2.join("manifest.json"),
+        m.replace("\"rows\": 300", "\"rows\": 301"),
+    )
+    .unwrap();
     let out = verify(d, &t2, &public);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("signature"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("signature"),
+        "{}",
+        text(&out.stderr)
+    );
     // another key does not verify it
     let other = d.join("other.key");
-    ok(dhub(d).args(["keys", "generate-signing", "--out", other.to_str().unwrap()]).output().unwrap());
-    let (other_pub, _) = ok(dhub(d).args(["--signing-key", other.to_str().unwrap(), "keys", "public"]).output().unwrap());
+    ok(dhub(d)
+        .args(["keys", "generate-signing", "--out", other.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let (other_pub, _) = ok(dhub(d)
+        .args(["--signing-key", other.to_str().unwrap(), "keys", "public"])
+        .output()
+        .unwrap());
     assert!(!verify(d, &xa, other_pub.trim()).status.success());
 
     // k-anonymity failure: nothing is written, sizes are reported, values never
@@ -235,24 +323,49 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     let out = run(d, &ik, &[]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
-    assert!(err.contains("k-anonymity check failed") && err.contains("nothing was written"), "{err}");
-    assert!(!d.join("dhub-data/extracts/pa").join(&ik).exists(), "a failed k check writes nothing");
+    assert!(
+        err.contains("k-anonymity check failed") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(
+        !d.join("dhub-data/extracts/pa").join(&ik).exists(),
+        "a failed k check writes nothing"
+    );
     assert_eq!(status(d, &ik), "approved");
     // a research pseudonym not listed in [rekey] is refused
-    let sl = spec(d, "leak", "pa", "k = 1\n", "SELECT id AS someone, gender FROM patients");
+    let sl = spec(
+        d,
+        "leak",
+        "pa",
+        "k = 1\n",
+        "SELECT id AS someone, gender FROM patients",
+    );
     let il = request(d, &sl, "ada");
     ok(approve(d, &il, "grace"));
     let out = run(d, &il, &[]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("holds research pseudonyms"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("holds research pseudonyms"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // HTTP: partners list and download their project's released extracts only
     let server = Server::start(d, &[]);
     let base = &server.base;
     let la = get_as(base, Some(&ta), "/v1/extracts");
     assert_eq!(la.status, 200, "{}", text(&la.body));
-    let ids: Vec<String> = la.json()["extracts"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, [ia.clone()], "only released extracts of the partner's project");
+    let ids: Vec<String> = la.json()["extracts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        std::slice::from_ref(&ia),
+        "only released extracts of the partner's project"
+    );
     let lb = get_as(base, Some(&tb), "/v1/extracts");
     assert!(!text(&lb.body).contains(&ia));
     // a researcher token, no token, a bad token: 401
@@ -284,19 +397,30 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     assert_eq!((st, body.as_slice()), (206, &whole[whole.len() - 10..]));
     let (st, _, body) = get_range(base, &ta, &file, Some("bytes=100-"));
     assert_eq!((st, body.as_slice()), (206, &whole[100..]));
-    let (st, cr, _) = get_range(base, &ta, &file, Some(&format!("bytes={}-", whole.len() + 5)));
+    let (st, cr, _) = get_range(
+        base,
+        &ta,
+        &file,
+        Some(&format!("bytes={}-", whole.len() + 5)),
+    );
     assert_eq!(st, 416);
     assert_eq!(cr.unwrap(), format!("bytes */{}", whole.len()));
 
     // the partner notebook: list, download, verify with Python `cryptography`, polars
     let nb = run_python(
         "run_notebook.py",
-        &[repo().join("notebooks/partner-extract.ipynb").to_str().unwrap()],
+        &[repo()
+            .join("notebooks/partner-extract.ipynb")
+            .to_str()
+            .unwrap()],
         &[
             ("DHUB_URL".into(), base.clone()),
             ("DHUB_TOKEN".into(), ta.clone()),
             ("DHUB_PUBLIC_KEY".into(), public.clone()),
-            ("DHUB_DOWNLOAD_DIR".into(), d.join("downloads").to_str().unwrap().to_owned()),
+            (
+                "DHUB_DOWNLOAD_DIR".into(),
+                d.join("downloads").to_str().unwrap().to_owned(),
+            ),
         ],
     );
     let nb: serde_json::Value = serde_json::from_str(nb.lines().last().unwrap()).unwrap();
@@ -310,22 +434,48 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     let (st, _, body) = get_range(base, &ta, &file, None);
     assert_eq!(st, 403, "{}", text(&body));
     assert!(text(&body).contains("revoked"));
-    assert!(get_as(base, Some(&ta), "/v1/extracts").json()["extracts"].as_array().unwrap().is_empty());
+    assert!(
+        get_as(base, Some(&ta), "/v1/extracts").json()["extracts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     drop(server);
 
     // every step and every download is in the audit chain, which is intact
-    let (out, _) = ok(dhub(d).args(["audit", "tail", "-n", "100000"]).output().unwrap());
+    let (out, _) = ok(dhub(d)
+        .args(["audit", "tail", "-n", "100000"])
+        .output()
+        .unwrap());
     let kinds: Vec<String> = out
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"]["kind"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"]["kind"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    for k in ["partner.add", "extract.request", "extract.approve", "extract.release", "extract.revoke", "extract.list"] {
+    for k in [
+        "partner.add",
+        "extract.request",
+        "extract.approve",
+        "extract.release",
+        "extract.revoke",
+        "extract.list",
+    ] {
         assert!(kinds.iter().any(|x| x == k), "{k} missing");
     }
     let downloads = kinds.iter().filter(|k| *k == "extract.download").count();
     assert!(downloads >= 12, "{downloads} downloads audited");
-    assert!(kinds.iter().any(|k| k == "extract.run"), "failed runs are audited");
-    assert!(!out.contains(&ta) && !out.contains(&tb), "tokens never in the audit log");
+    assert!(
+        kinds.iter().any(|k| k == "extract.run"),
+        "failed runs are audited"
+    );
+    assert!(
+        !out.contains(&ta) && !out.contains(&tb),
+        "tokens never in the audit log"
+    );
     let (v, _) = ok(dhub(d).args(["audit", "verify"]).output().unwrap());
     assert!(v.contains("intact"));
 }
@@ -339,14 +489,28 @@ fn a_million_row_extract_streams_in_bounded_memory() {
     // about 26.7 GP events per person: 40,000 people give over 1,000,000 events
     let src = synth(d, "uk", 40_000, 9, 0.0, "raw");
     ok(dhub(d)
-        .args(["ingest", repo().join("pipelines/uk-shared-care.toml").to_str().unwrap()])
+        .args([
+            "ingest",
+            repo()
+                .join("pipelines/uk-shared-care.toml")
+                .to_str()
+                .unwrap(),
+        ])
         .args(["--source", src.to_str().unwrap()])
         .output()
         .unwrap());
     std::fs::remove_dir_all(&src).unwrap();
     ok(dhub(d).args(["release", "create", "big"]).output().unwrap());
     ok(dhub(d)
-        .args(["project", "create", "big", "--release", "big", "--tables", "gp_event"])
+        .args([
+            "project",
+            "create",
+            "big",
+            "--release",
+            "big",
+            "--tables",
+            "gp_event",
+        ])
         .output()
         .unwrap());
     let s = spec(
@@ -366,6 +530,14 @@ fn a_million_row_extract_streams_in_bounded_memory() {
     let rss = r["peak_rss_bytes"].as_u64().expect("peak RSS (Linux)");
     assert!(rss < 1 << 30, "peak RSS {} MiB", rss >> 20);
     let (public, _) = ok(dhub(d).args(["keys", "public"]).output().unwrap());
-    ok(verify(d, &d.join("dhub-data/extracts/big").join(&id), public.trim()));
-    eprintln!("1M-row extract: {rows} rows, peak RSS {} MiB, {:.1} s", rss >> 20, r["seconds"].as_f64().unwrap());
+    ok(verify(
+        d,
+        &d.join("dhub-data/extracts/big").join(&id),
+        public.trim(),
+    ));
+    eprintln!(
+        "1M-row extract: {rows} rows, peak RSS {} MiB, {:.1} s",
+        rss >> 20,
+        r["seconds"].as_f64().unwrap()
+    );
 }

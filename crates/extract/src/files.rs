@@ -184,10 +184,19 @@ mod tests {
 
     #[test]
     fn ranges_parse_and_resolve_like_rfc_9110() {
-        assert_eq!(ByteRange::parse("bytes=0-99"), Some(ByteRange::Bounded(0, 99)));
+        assert_eq!(
+            ByteRange::parse("bytes=0-99"),
+            Some(ByteRange::Bounded(0, 99))
+        );
         assert_eq!(ByteRange::parse("bytes=100-"), Some(ByteRange::From(100)));
         assert_eq!(ByteRange::parse("bytes=-50"), Some(ByteRange::Suffix(50)));
-        for bad in ["bytes=5-1", "bytes=0-1,3-4", "items=0-1", "bytes=-", "bytes=a-b"] {
+        for bad in [
+            "bytes=5-1",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-",
+            "bytes=a-b",
+        ] {
             assert_eq!(ByteRange::parse(bad), None, "{bad}");
         }
         assert_eq!(ByteRange::Bounded(0, 99).resolve(50), Some(0..50));

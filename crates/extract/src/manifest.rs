@@ -175,10 +175,7 @@ pub fn verify_dir(dir: &Path, public_key_hex: &str) -> Result<Verified> {
     let pk = parse_public_key(public_key_hex)?;
     let read = |name: &str| {
         std::fs::read(dir.join(name)).map_err(|e| {
-            ExtractError::Verify(format!(
-                "cannot read {}: {e}",
-                dir.join(name).display()
-            ))
+            ExtractError::Verify(format!("cannot read {}: {e}", dir.join(name).display()))
         })
     };
     let manifest_bytes = read(MANIFEST_FILE)?;

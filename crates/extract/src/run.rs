@@ -193,7 +193,7 @@ async fn count_classes(
     spec: &ExtractSpec,
 ) -> Result<Classes> {
     let df = ctx.execute_logical_plan(plan.clone()).await?;
-    let groups = spec.quasi_identifiers.iter().map(|q| ident(q)).collect();
+    let groups = spec.quasi_identifiers.iter().map(ident).collect();
     let df = df.aggregate(groups, vec![count(lit(1)).alias("__dhub_class_size")])?;
     let mut stream = df.execute_stream().await?;
     let mut c = Classes {
@@ -238,12 +238,18 @@ impl Digest {
         ))))
     }
     fn update(&self, b: &[u8]) {
-        let mut g = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.0.update(b);
         g.1 += b.len() as u64;
     }
     fn finish(&self) -> (String, u64) {
-        let g = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let g = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         (hex(g.0.clone().finish().as_ref()), g.1)
     }
 }
@@ -277,7 +283,7 @@ impl AsyncFileWriter for Hashing {
 enum Sink {
     Parquet(Box<AsyncArrowWriter<Hashing>>),
     Csv {
-        w: object_store::buffered::BufWriter,
+        w: Box<object_store::buffered::BufWriter>,
         header: bool,
     },
 }
@@ -328,7 +334,7 @@ impl OpenFile {
                 ))
             }
             Format::Csv => Sink::Csv {
-                w: object_store::buffered::BufWriter::new(store.clone(), path),
+                w: Box::new(object_store::buffered::BufWriter::new(store.clone(), path)),
                 header: true,
             },
         };
@@ -405,10 +411,9 @@ fn transform(
             columns.push(col.clone());
             continue;
         }
-        let utf8 = arrow::compute::cast(col, &DataType::Utf8)
-            .map_err(|e| ExtractError::Query {
-                message: e.to_string(),
-            })?;
+        let utf8 = arrow::compute::cast(col, &DataType::Utf8).map_err(|e| ExtractError::Query {
+            message: e.to_string(),
+        })?;
         let s = utf8.as_string::<i32>();
         let name = field.name();
         if spec.rekey.contains_key(name) {
@@ -460,7 +465,8 @@ pub async fn run(input: RunInput<'_>, on_rows: &(dyn Fn(u64) + Sync)) -> Result<
             ),
         });
     }
-    if sha256_hex(x.spec.as_bytes()) != x.spec_sha256 || sha256_hex(x.sql.as_bytes()) != x.sql_sha256
+    if sha256_hex(x.spec.as_bytes()) != x.spec_sha256
+        || sha256_hex(x.sql.as_bytes()) != x.sql_sha256
     {
         return Err(ExtractError::Query {
             message: format!(

@@ -37,7 +37,7 @@ fn key_err(path: &Path, message: impl Into<String>) -> ExtractError {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().as_bytes();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks_exact(2)
@@ -182,7 +182,8 @@ mod tests {
     #[test]
     fn rfc8032_test_vector_1() {
         // RFC 8032 section 7.1, TEST 1 (empty message)
-        let seed = unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+        let seed =
+            unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
         let k = SigningKey::from_seed(&seed.try_into().unwrap()).unwrap();
         assert_eq!(
             k.public_hex(),

@@ -376,8 +376,16 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Govern) {
         let d = tempfile::tempdir().unwrap();
         let g = Govern::open(&d.path().join("g.db")).unwrap();
-        g.create_project("p1", "", "r1", Grant::All, OutputPolicy::default(), None, "dm")
-            .unwrap();
+        g.create_project(
+            "p1",
+            "",
+            "r1",
+            Grant::All,
+            OutputPolicy::default(),
+            None,
+            "dm",
+        )
+        .unwrap();
         (d, g)
     }
 
@@ -404,7 +412,10 @@ mod tests {
         assert!(e.contains("four eyes"), "{e}");
         assert!(g.approve_extract(&x.id, "ADA").is_err());
         // releasing before approval is refused
-        assert!(g.release_extract(&x.id, "u", "{}", "dm", Map::new()).is_err());
+        assert!(
+            g.release_extract(&x.id, "u", "{}", "dm", Map::new())
+                .is_err()
+        );
         let a = g.approve_extract(&x.id, "bob").unwrap();
         assert_eq!(a.status, ExtractStatus::Approved);
         assert_eq!(a.approved_by.as_deref(), Some("bob"));

@@ -376,8 +376,15 @@ impl QueryService {
         &self,
         sql: &str,
         scope: &Scope,
-    ) -> Result<(SessionContext, LogicalPlan, bool, HashMap<String, Option<String>>), QueryError>
-    {
+    ) -> Result<
+        (
+            SessionContext,
+            LogicalPlan,
+            bool,
+            HashMap<String, Option<String>>,
+        ),
+        QueryError,
+    > {
         let (ctx, views, persons) = self.session(scope).await?;
         let catalog = Catalog {
             tables: scope

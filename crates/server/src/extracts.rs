@@ -20,10 +20,9 @@ fn not_found() -> ApiError {
 }
 
 fn manifest_of(x: &ExtractRecord) -> Result<Manifest, ApiError> {
-    let text = x
-        .manifest
-        .as_deref()
-        .ok_or_else(|| ApiError::internal(format!("extract {} is released without a manifest", x.id)))?;
+    let text = x.manifest.as_deref().ok_or_else(|| {
+        ApiError::internal(format!("extract {} is released without a manifest", x.id))
+    })?;
     serde_json::from_str(text)
         .map_err(|e| ApiError::internal(format!("manifest of extract {}: {e}", x.id)))
 }
@@ -96,7 +95,10 @@ impl Governed {
         m.insert("extract".into(), json!(id));
         m.insert("file".into(), json!(name));
         m.insert("client".into(), json!(caller.addr));
-        m.insert("range".into(), json!(range.map(|r| r.chars().take(64).collect::<String>())));
+        m.insert(
+            "range".into(),
+            json!(range.map(|r| r.chars().take(64).collect::<String>())),
+        );
         match &result {
             Ok(Fetched::Ok(d, _)) => {
                 m.insert("outcome".into(), json!("ok"));
@@ -138,7 +140,9 @@ impl Governed {
                 return Err(ApiError::new(
                     axum::http::StatusCode::FORBIDDEN,
                     "revoked",
-                    format!("extract {id} was revoked by the data manager and can no longer be downloaded"),
+                    format!(
+                        "extract {id} was revoked by the data manager and can no longer be downloaded"
+                    ),
                 ));
             }
             _ => return Err(not_found()),

@@ -188,7 +188,12 @@ async fn extract_file(
         StatusCode::OK
     };
     let len = d.range.end - d.range.start;
-    let content_range = format!("bytes {}-{}/{}", d.range.start, d.range.end.saturating_sub(1), d.size);
+    let content_range = format!(
+        "bytes {}-{}/{}",
+        d.range.start,
+        d.range.end.saturating_sub(1),
+        d.size
+    );
     let etag = d.sha256.clone();
     let body = axum::body::Body::from_stream(d.body.map_err(std::io::Error::other));
     let mut r = (status, body).into_response();
@@ -198,7 +203,9 @@ async fn extract_file(
     }
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if d.partial && let Ok(v) = HeaderValue::from_str(&content_range) {
+    if d.partial
+        && let Ok(v) = HeaderValue::from_str(&content_range)
+    {
         h.insert(header::CONTENT_RANGE, v);
     }
     if let Some(e) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {

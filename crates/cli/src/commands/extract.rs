@@ -148,7 +148,9 @@ pub fn run(global: &Global, cmd: ExtractCommand) -> anyhow::Result<()> {
                     .map_or("-".to_owned(), |k| k.to_string())
             );
             for n in v.unlisted {
-                eprintln!("note: {n} is in the directory but not in the manifest (not part of the extract)");
+                eprintln!(
+                    "note: {n} is in the directory but not in the manifest (not part of the extract)"
+                );
             }
         }
     }
@@ -170,8 +172,9 @@ fn run_extract(
             "extract {id} is {}; only an approved extract can be run{}",
             x.status,
             match x.status {
-                ExtractStatus::Pending =>
-                    format!(" (another person approves it with `dhub extract approve {id} --by NAME`)"),
+                ExtractStatus::Pending => format!(
+                    " (another person approves it with `dhub extract approve {id} --by NAME`)"
+                ),
                 ExtractStatus::Released => " (it has been released already)".to_owned(),
                 _ => String::new(),
             }
@@ -179,7 +182,10 @@ fn run_extract(
     }
     let project = g.project(&x.project)?;
     if project.expired(chrono::Utc::now()) {
-        bail!("project {} has expired; its extracts can no longer be made", project.id);
+        bail!(
+            "project {} has expired; its extracts can no longer be made",
+            project.id
+        );
     }
     let master = super::keys::load(&global.key)?;
     let signer = SigningKey::load(&global.signing_key)?;
