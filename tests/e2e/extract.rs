@@ -143,6 +143,24 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
         .output()
         .unwrap());
 
+    // the shipped example is valid and runs on this sample (its project renamed)
+    let ex = d.join("example");
+    std::fs::create_dir_all(&ex).unwrap();
+    let toml = std::fs::read_to_string(repo().join("sql/extracts/synthea-cohort.toml")).unwrap();
+    assert!(toml.contains("project = \"cardio-2026\""));
+    std::fs::write(
+        ex.join("synthea-cohort.toml"),
+        toml.replace("cardio-2026", "pb"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("sql/extracts/synthea-cohort.sql"),
+        ex.join("synthea-cohort.sql"),
+    )
+    .unwrap();
+    let ie = request(d, &ex.join("synthea-cohort.toml"), "ada");
+    ok(approve(d, &ie, "grace"));
+
     // a spec naming a column the query does not have is refused at request time
     let bad = spec(
         d,
@@ -232,6 +250,8 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     assert_eq!(r["rows"], 300, "one row per patient");
     // running it again is refused (it is released)
     assert!(!run(d, &ia, &[]).status.success());
+    let (_, err) = ok(run(d, &ie, &[]));
+    assert!(err.contains("300 rows"), "{err}");
     let ib = request(d, &sb, "bob");
     ok(approve(d, &ib, "grace"));
     ok(run(d, &ib, &[]));
@@ -353,6 +373,8 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     // HTTP: partners list and download their project's released extracts only
     let server = Server::start(d, &[]);
     let base = &server.base;
+    let api = get_as(base, None, "/openapi.json").json();
+    assert!(api["paths"]["/v1/extracts/{id}/files/{name}"]["get"].is_object());
     let la = get_as(base, Some(&ta), "/v1/extracts");
     assert_eq!(la.status, 200, "{}", text(&la.body));
     let ids: Vec<String> = la.json()["extracts"]
