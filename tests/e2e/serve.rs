@@ -892,3 +892,63 @@ fn the_disclosure_record_comes_back_is_audited_and_differencing_is_reviewed() {
     assert_eq!(groups.len(), 1, "{out}");
     assert_eq!(groups[0]["pairs"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn flight_sql_serves_adbc_polars_and_pyarrow_on_the_governed_path() {
+    let f = Fixture::new();
+    let s = f.serve(&["--flight-listen", "127.0.0.1:0"]);
+    let flight = s
+        .flight
+        .clone()
+        .expect("the Flight SQL address in the ready file");
+    let before = f.audit().len();
+    let out = run_python(
+        "flight_client.py",
+        &[&flight, &s.base],
+        &[
+            ("DHUB_REC".into(), f.t("rita").to_owned()),
+            ("DHUB_AGG".into(), f.t("ada").to_owned()),
+            ("DHUB_NARROW".into(), f.t("nora").to_owned()),
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("summary");
+    assert_eq!(summary["refused"], 3, "{summary}");
+    assert!(
+        summary["encounters_rows"].as_u64().unwrap() > 1000,
+        "{summary}"
+    );
+    assert_eq!(summary["handshake_patients"], 300, "{summary}");
+    assert!(
+        summary["disclosure_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "mode"),
+        "{summary}"
+    );
+    // every Flight statement went through the one governed path: audited, via flight
+    let audit = f.audit();
+    let flight_queries: Vec<&serde_json::Value> = audit[before..]
+        .iter()
+        .filter(|e| e["kind"] == "query" && e["via"] == "flight")
+        .collect();
+    assert!(
+        flight_queries.len() >= 10,
+        "{} Flight queries audited",
+        flight_queries.len()
+    );
+    assert!(
+        flight_queries
+            .iter()
+            .any(|e| e["outcome"] == "refused" && e["sql"] == "DROP TABLE patients")
+    );
+    assert!(
+        audit[before..]
+            .iter()
+            .any(|e| e["kind"] == "auth.refused" && e["via"] == "flight")
+    );
+    let text = serde_json::to_string(&audit).unwrap();
+    for who in ["rita", "ada", "nora"] {
+        assert!(!text.contains(f.t(who)), "a token reached the audit log");
+    }
+}

@@ -350,6 +350,8 @@ pub fn synth(
 pub struct Server {
     /// Its base URL.
     pub base: String,
+    /// Its Flight SQL address (`host:port`), when started with `--flight-listen`.
+    pub flight: Option<String>,
     child: Child,
 }
 
@@ -389,8 +391,12 @@ impl Server {
                 let _ = std::io::copy(&mut e, &mut std::io::sink());
             });
         }
+        let mut lines = addr.lines();
+        let http = lines.next().unwrap_or_default().trim().to_owned();
+        let flight = lines.next().map(|l| l.trim().to_owned());
         Server {
-            base: format!("http://{}", addr.trim()),
+            base: format!("http://{http}"),
+            flight,
             child,
         }
     }

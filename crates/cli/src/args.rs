@@ -123,7 +123,10 @@ pub struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, env = "DHUB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
+    /// Also serve Arrow Flight SQL (ADBC, polars, DBeaver) on this address.
+    #[arg(long, env = "DHUB_FLIGHT_LISTEN")]
+    pub flight_listen: Option<std::net::SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS (and Flight SQL over TLS).
     #[arg(long, env = "DHUB_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).

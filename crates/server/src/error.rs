@@ -110,3 +110,27 @@ impl IntoResponse for ApiError {
         r
     }
 }
+
+impl From<ApiError> for tonic::Status {
+    /// The gRPC status of an API error, for the Flight SQL front end: the same code
+    /// word (in the `x-dhub-error-code` metadata) and the same message as over HTTP.
+    fn from(e: ApiError) -> Self {
+        use tonic::Code;
+        let code = match e.status {
+            StatusCode::BAD_REQUEST => Code::InvalidArgument,
+            StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+            StatusCode::FORBIDDEN => Code::PermissionDenied,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => Code::DeadlineExceeded,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => {
+                Code::ResourceExhausted
+            }
+            _ => Code::Internal,
+        };
+        let mut s = tonic::Status::new(code, e.message);
+        if let Ok(v) = e.code.parse() {
+            s.metadata_mut().insert("x-dhub-error-code", v);
+        }
+        s
+    }
+}

@@ -19,6 +19,7 @@
 
 mod error;
 mod extracts;
+pub mod flight;
 mod format;
 mod metrics;
 mod openapi;
@@ -43,7 +44,9 @@ pub use metrics::Metrics;
 pub struct ServerConfig {
     /// HTTP listen address (port 0 = any free port).
     pub listen: SocketAddr,
-    /// TLS certificate and key (PEM), if TLS.
+    /// Arrow Flight SQL listen address, if Flight SQL is served (port 0 = any free port).
+    pub flight_listen: Option<SocketAddr>,
+    /// TLS certificate and key (PEM), if TLS (HTTP and Flight SQL).
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Research store URL.
     pub store: String,
@@ -343,24 +346,50 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
     let h = handle.clone();
     let grace = config.time_limit + Duration::from_secs(5);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         h.graceful_shutdown(Some(grace));
+        let _ = stop_tx.send(true);
     });
-    let ready = config.ready_file.clone();
-    let scheme = if config.tls.is_some() {
-        "https"
-    } else {
-        "http"
+    // Flight SQL beside HTTP, on the same governed state
+    let flight = match config.flight_listen {
+        Some(addr) => {
+            let incoming = flight::bind(addr)?;
+            let bound = incoming
+                .local_addr()
+                .map_err(|e| ApiError::internal(format!("Flight SQL address: {e}")))?;
+            let mut rx = stop_rx.clone();
+            let task = tokio::spawn(flight::serve_flight(
+                governed.clone(),
+                incoming,
+                config.tls.clone(),
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                },
+            ));
+            Some((bound, task))
+        }
+        None => None,
     };
+    let flight_addr = flight.as_ref().map(|(a, _)| *a);
+    let ready = config.ready_file.clone();
+    let tls = config.tls.is_some();
+    let scheme = if tls { "https" } else { "http" };
     let h2 = handle.clone();
     tokio::spawn(async move {
         if let Some(addr) = h2.listening().await {
             tracing::info!(%addr, "listening");
             eprintln!("dhub serve: listening on {scheme}://{addr}");
+            let mut ready_text = addr.to_string();
+            if let Some(f) = flight_addr {
+                let grpc = if tls { "grpc+tls" } else { "grpc" };
+                eprintln!("dhub serve: Flight SQL on {grpc}://{f}");
+                ready_text.push_str(&format!("\n{f}"));
+            }
             if let Some(p) = ready {
-                let _ = std::fs::write(p, addr.to_string());
+                let _ = std::fs::write(p, ready_text);
             }
         }
     });
@@ -387,6 +416,12 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
                 .await
         }
     };
+    if let Some((_, task)) = flight {
+        match task.await {
+            Ok(r) => r?,
+            Err(e) => return Err(ApiError::internal(format!("Flight SQL task: {e}"))),
+        }
+    }
     served.map_err(|e| ApiError::internal(format!("serving on {}: {e}", config.listen)))
 }
 

@@ -26,6 +26,7 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the dhub executable for query workers")?;
     let config = ServerConfig {
         listen: a.listen,
+        flight_listen: a.flight_listen,
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
         store: store.url().to_string(),
         extracts: global.extracts.clone(),

@@ -1,0 +1,591 @@
+//! The Arrow Flight SQL front end (`dhub serve --flight-listen`), for ADBC drivers,
+//! polars, DBeaver's Flight SQL JDBC driver and any Flight SQL client.
+//!
+//! It is a thin adapter over [`Governed`]: every statement goes through
+//! [`Governed::query`], the one governed path HTTP uses (token, concurrency, isolated
+//! worker with the guard, disclosure control and limits, audit entry written before the
+//! answer), so a refused statement fails with the same message as over HTTP, mapped to
+//! a gRPC status in one place (`From<ApiError> for tonic::Status`).
+//!
+//! * **Authentication**: `authorization: Bearer TOKEN` on every call, or the Flight
+//!   handshake with HTTP Basic credentials whose password is the token (what ADBC and
+//!   JDBC send for `username`/`password`); the handshake answers with the bearer header
+//!   to use afterwards.
+//! * **Statements**: `GetFlightInfo(CommandStatementQuery)` runs the query and keeps the
+//!   answer for its `DoGet` ticket (one fetch, expires after [`RESULT_TTL`]). The
+//!   disclosure record comes back as the `FlightInfo`'s `app_metadata` (JSON) and in the
+//!   `x-dhub-query-id` and `x-dhub-disclosure` response metadata.
+//! * **Prepared statements** (read-only, no parameters): creating one runs it through
+//!   the governed path (so its result schema is exact and a refused statement fails at
+//!   once); each later execution runs it again and is audited again.
+//! * **Metadata**: `GetCatalogs`, `GetDbSchemas`, `GetTables` (granted tables and
+//!   views only, with their schemas), `GetTableTypes`, `GetSqlInfo`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use base64::Engine;
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::metadata::MetadataValue;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ApiError;
+use crate::{Answered, Caller, Governed};
+
+/// How long an answer waits for its `DoGet`.
+pub const RESULT_TTL: Duration = Duration::from_secs(300);
+
+/// The catalog and schema every table and view is in (DataFusion's defaults).
+pub const CATALOG: &str = "datafusion";
+/// See [`CATALOG`].
+pub const SCHEMA: &str = "public";
+
+struct Pending {
+    researcher: String,
+    answered: Answered,
+    created: Instant,
+}
+
+struct Prepared {
+    researcher: String,
+    sql: String,
+    /// The answer of the run made when it was created, until fetched.
+    first: Option<Answered>,
+}
+
+/// The Flight SQL service over the shared governed state.
+pub struct DhubFlightSql {
+    g: Arc<Governed>,
+    results: Mutex<HashMap<String, Pending>>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    sql_info: SqlInfoData,
+}
+
+impl std::fmt::Debug for DhubFlightSql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DhubFlightSql").finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn internal(e: impl std::fmt::Display) -> Status {
+    Status::from(ApiError::internal(e.to_string()))
+}
+
+type DoGetStream = <DhubFlightSql as FlightService>::DoGetStream;
+
+fn stream_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
+    let stream = FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .map_err(Status::from);
+    Box::pin(stream)
+}
+
+fn stream_one<E: std::fmt::Display>(batch: Result<RecordBatch, E>) -> Result<DoGetStream, Status> {
+    let batch = batch.map_err(internal)?;
+    Ok(stream_batches(batch.schema(), vec![batch]))
+}
+
+fn not_found(what: &str) -> Status {
+    Status::from(ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("{what} is unknown or has expired; run the statement again"),
+    ))
+}
+
+impl DhubFlightSql {
+    /// A service over `g`.
+    pub fn new(g: Arc<Governed>) -> Self {
+        let mut b = SqlInfoDataBuilder::new();
+        b.append(SqlInfo::FlightSqlServerName, "dhub");
+        b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+        b.append(SqlInfo::FlightSqlServerReadOnly, true);
+        b.append(SqlInfo::FlightSqlServerSql, true);
+        b.append(SqlInfo::FlightSqlServerSubstrait, false);
+        b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        b.append(SqlInfo::FlightSqlServerCancel, false);
+        b.append(SqlInfo::SqlDdlCatalog, false);
+        b.append(SqlInfo::SqlDdlSchema, false);
+        b.append(SqlInfo::SqlDdlTable, false);
+        b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+        b.append(SqlInfo::SqlAllTablesAreSelectable, true);
+        // the builder only fails on a conflicting type for one id, which cannot happen here
+        let sql_info = b.build().unwrap_or_else(|_| {
+            let mut b = SqlInfoDataBuilder::new();
+            b.append(SqlInfo::FlightSqlServerName, "dhub");
+            b.build().unwrap_or_else(|e| unreachable!("{e}"))
+        });
+        Self {
+            g,
+            results: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            sql_info,
+        }
+    }
+
+    fn caller<T>(req: &Request<T>) -> Caller {
+        Caller {
+            addr: req
+                .remote_addr()
+                .map_or_else(|| "unknown".to_owned(), |a| a.to_string()),
+            via: "flight",
+        }
+    }
+
+    /// The researcher behind a call: its bearer token, checked (and a refusal audited)
+    /// exactly as over HTTP.
+    fn principal<T>(&self, req: &Request<T>) -> Result<dhub_govern::Principal, Status> {
+        let token = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let caller = Self::caller(req);
+        tokio::task::block_in_place(|| self.g.authenticate(token, &caller)).map_err(Status::from)
+    }
+
+    fn sweep(&self) {
+        lock(&self.results).retain(|_, p| p.created.elapsed() < RESULT_TTL);
+    }
+
+    /// A `FlightInfo` for an answer whose data waits under `handle`, with the
+    /// disclosure record as app metadata and in the response metadata.
+    fn info_for(
+        &self,
+        answered: &Answered,
+        handle: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.to_owned().into(),
+        };
+        let disclosure = serde_json::to_vec(&answered.output.disclosure).map_err(internal)?;
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&answered.output.schema)
+            .map_err(internal)?
+            .with_endpoint(endpoint)
+            .with_descriptor(descriptor)
+            .with_total_records(answered.output.rows as i64)
+            .with_total_bytes(answered.output.bytes as i64)
+            .with_ordered(true)
+            .with_app_metadata(disclosure);
+        let mut r = Response::new(info);
+        if let Ok(v) = MetadataValue::from_str(&answered.id) {
+            r.metadata_mut().insert("x-dhub-query-id", v);
+        }
+        if let Ok(v) = MetadataValue::from_str(&answered.output.disclosure.summary()) {
+            r.metadata_mut().insert("x-dhub-disclosure", v);
+        }
+        Ok(r)
+    }
+
+    fn keep(&self, researcher: &str, answered: Answered) -> String {
+        self.sweep();
+        let handle = answered.id.clone();
+        lock(&self.results).insert(
+            handle.clone(),
+            Pending {
+                researcher: researcher.to_owned(),
+                answered,
+                created: Instant::now(),
+            },
+        );
+        handle
+    }
+
+    fn metadata_info(
+        &self,
+        schema: &Schema,
+        any: Any,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(any.encode_to_vec()));
+        Ok(Response::new(
+            FlightInfo::new()
+                .try_with_schema(schema)
+                .map_err(internal)?
+                .with_endpoint(endpoint)
+                .with_descriptor(descriptor),
+        ))
+    }
+
+    async fn run(
+        &self,
+        p: &dhub_govern::Principal,
+        sql: &str,
+        caller: &Caller,
+    ) -> Result<Answered, Status> {
+        self.g.query(p, sql, caller).await.map_err(Status::from)
+    }
+}
+
+fn table_schema(t: &dhub_query::TableInfo) -> Schema {
+    Schema::new(
+        t.columns
+            .iter()
+            .map(|c| {
+                Field::new(
+                    &c.name,
+                    DataType::from_str(&c.data_type).unwrap_or(DataType::Utf8),
+                    true,
+                )
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for DhubFlightSql {
+    type FlightService = DhubFlightSql;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        // Basic credentials (the password is the token), a bearer header, or the token
+        // as the handshake payload
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let token = match header.as_deref() {
+            Some(h) if h.starts_with("Basic ") => {
+                // padded or not: clients differ (Go's ADBC driver sends no padding)
+                let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(h["Basic ".len()..].trim().trim_end_matches('='))
+                    .unwrap_or_default();
+                let text = String::from_utf8(raw).unwrap_or_default();
+                text.split_once(':').map(|(_, t)| t.to_owned())
+            }
+            Some(h) => h
+                .strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+                .map(|t| t.trim().to_owned()),
+            None => None,
+        };
+        let caller = Self::caller(&request);
+        let token = match token {
+            Some(t) => t,
+            None => {
+                let mut s = request.into_inner();
+                match s.next().await {
+                    Some(Ok(m)) => String::from_utf8(m.payload.to_vec()).unwrap_or_default(),
+                    _ => String::new(),
+                }
+            }
+        };
+        let p = tokio::task::block_in_place(|| self.g.authenticate(Some(token.trim()), &caller))
+            .map_err(Status::from)?;
+        tracing::info!(researcher = %p.researcher.name, "flight handshake");
+        let out = futures::stream::iter(vec![Ok(HandshakeResponse {
+            protocol_version: 0,
+            payload: token.trim().as_bytes().to_vec().into(),
+        })]);
+        let mut r: Response<Pin<Box<dyn Stream<Item = _> + Send>>> = Response::new(Box::pin(out));
+        if let Ok(v) = MetadataValue::from_str(&format!("Bearer {}", token.trim())) {
+            r.metadata_mut().insert("authorization", v);
+        }
+        Ok(r)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let p = self.principal(&request)?;
+        let caller = Self::caller(&request);
+        let answered = self.run(&p, &query.query, &caller).await?;
+        let handle = answered.id.clone();
+        let r = self.info_for(&answered, &handle, request.into_inner())?;
+        self.keep(&p.researcher.name, answered);
+        Ok(r)
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let p = self.principal(&request)?;
+        let handle = String::from_utf8_lossy(&ticket.statement_handle).into_owned();
+        let pending = {
+            let mut m = lock(&self.results);
+            match m.get(&handle) {
+                // another researcher's ticket does not exist for this one
+                Some(x) if x.researcher == p.researcher.name => m.remove(&handle),
+                _ => None,
+            }
+        };
+        let Some(pending) = pending else {
+            return Err(not_found("the ticket"));
+        };
+        let o = pending.answered.output;
+        Ok(Response::new(stream_batches(o.schema, o.batches)))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let p = self.principal(&request)?;
+        let caller = Self::caller(&request);
+        let answered = self.run(&p, &query.query, &caller).await?;
+        let options = arrow::ipc::writer::IpcWriteOptions::default();
+        let IpcMessage(schema) = SchemaAsIpc::new(&answered.output.schema, &options)
+            .try_into()
+            .map_err(internal)?;
+        let handle = crate::new_id();
+        lock(&self.prepared).insert(
+            handle.clone(),
+            Prepared {
+                researcher: p.researcher.name.clone(),
+                sql: query.query,
+                first: Some(answered),
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            dataset_schema: schema,
+            parameter_schema: Default::default(),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        let p = self.principal(&request)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        let mut m = lock(&self.prepared);
+        if m.get(&handle)
+            .is_some_and(|x| x.researcher == p.researcher.name)
+        {
+            m.remove(&handle);
+        }
+        Ok(())
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        cmd: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let p = self.principal(&request)?;
+        let caller = Self::caller(&request);
+        let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+        let (sql, first) = {
+            let mut m = lock(&self.prepared);
+            match m.get_mut(&handle) {
+                Some(x) if x.researcher == p.researcher.name => (x.sql.clone(), x.first.take()),
+                _ => return Err(not_found("the prepared statement")),
+            }
+        };
+        let answered = match first {
+            Some(a) => a,
+            None => self.run(&p, &sql, &caller).await?,
+        };
+        let id = answered.id.clone();
+        let r = self.info_for(&answered, &id, request.into_inner())?;
+        self.keep(&p.researcher.name, answered);
+        Ok(r)
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        _query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        self.principal(&request)?;
+        Err(Status::invalid_argument(
+            "dhub prepared statements take no parameters: write the values into the SQL",
+        ))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        let mut b = query.into_builder();
+        b.append(CATALOG);
+        Ok(Response::new(stream_one(b.build())?))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        let mut b = query.into_builder();
+        b.append(CATALOG, SCHEMA);
+        Ok(Response::new(stream_one(b.build())?))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let p = self.principal(&request)?;
+        let tables = self.g.tables(&p).await.map_err(Status::from)?;
+        let mut b = query.into_builder();
+        for t in &tables {
+            let kind = if t.kind == "view" { "VIEW" } else { "TABLE" };
+            b.append(CATALOG, SCHEMA, &t.name, kind, &table_schema(t))
+                .map_err(internal)?;
+        }
+        Ok(Response::new(stream_one(b.build())?))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.into_builder().schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        let mut b = query.into_builder();
+        b.append("TABLE");
+        b.append("VIEW");
+        Ok(Response::new(stream_one(b.build())?))
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.principal(&request)?;
+        let schema = query.clone().into_builder(&self.sql_info).schema();
+        self.metadata_info(&schema, query.as_any(), request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        self.principal(&request)?;
+        Ok(Response::new(stream_one(
+            query.into_builder(&self.sql_info).build(),
+        )?))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+/// Serves Flight SQL on `listener` until `shutdown` resolves.
+pub async fn serve_flight(
+    g: Arc<Governed>,
+    listener: tonic::transport::server::TcpIncoming,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(DhubFlightSql::new(g))
+        .max_decoding_message_size(16 << 20)
+        .max_encoding_message_size(64 << 20);
+    let mut builder = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p)
+                .map_err(|e| ApiError::internal(format!("reading {}: {e}", p.display())))
+        };
+        let identity = tonic::transport::Identity::from_pem(read(&cert)?, read(&key)?);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| ApiError::internal(format!("Flight SQL TLS: {e}")))?;
+    }
+    builder
+        .add_service(svc)
+        .serve_with_incoming_shutdown(listener, shutdown)
+        .await
+        .map_err(|e| ApiError::internal(format!("serving Flight SQL: {e}")))
+}
+
+/// Binds the Flight SQL listener (so its address is known before serving).
+pub fn bind(addr: SocketAddr) -> Result<tonic::transport::server::TcpIncoming, ApiError> {
+    tonic::transport::server::TcpIncoming::bind(addr)
+        .map_err(|e| ApiError::internal(format!("binding Flight SQL on {addr}: {e}")))
+}
