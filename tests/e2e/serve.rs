@@ -951,4 +951,43 @@ fn flight_sql_serves_adbc_polars_and_pyarrow_on_the_governed_path() {
     for who in ["rita", "ada", "nora"] {
         assert!(!text.contains(f.t(who)), "a token reached the audit log");
     }
+
+    // the researcher notebook, executed headless against this server (aggregate mode)
+    let nb_dir = f.path().join("nb");
+    let out = run_notebook(
+        "researcher-quickstart.ipynb",
+        &nb_dir,
+        &[
+            ("DHUB_FLIGHT_URI", &format!("grpc://{flight}")),
+            ("DHUB_URL", &s.base),
+            ("DHUB_TOKEN", f.t("ada")),
+        ],
+    );
+    assert!(
+        out.contains("TABLE patients") && out.contains("VIEW  demographics"),
+        "{out}"
+    );
+    assert!(out.contains("\"mode\": \"aggregate\""), "{out}");
+    assert!(out.contains("refused:"), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("0 year(s) shown")),
+        "some years pass disclosure control: {out}"
+    );
+    assert!(nb_dir.join("incidence.png").is_file());
+}
+
+#[test]
+fn every_notebook_is_executed() {
+    let mut found: Vec<String> = std::fs::read_dir(repo().join("notebooks"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            n.ends_with(".ipynb").then_some(n)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, NOTEBOOKS,
+        "every notebook must be executed by a test"
+    );
 }

@@ -507,3 +507,26 @@ pub fn get_as(base: &str, token: Option<&str>, path: &str) -> Resp {
     }
     resp(r.call())
 }
+
+/// The notebooks the suite executes; `every_notebook_is_executed` fails when
+/// `notebooks/` holds one that is not listed here (and so not run by any test).
+pub const NOTEBOOKS: &[&str] = &["partner-extract.ipynb", "researcher-quickstart.ipynb"];
+
+/// Executes `notebooks/NAME` headless (nbclient, a real Jupyter kernel) with `env`,
+/// in `workdir`; returns the text of all its outputs. Any cell error fails the test.
+pub fn run_notebook(name: &str, workdir: &Path, env: &[(&str, &str)]) -> String {
+    assert!(NOTEBOOKS.contains(&name), "list {name} in NOTEBOOKS");
+    let out = run_python(
+        "run_notebook.py",
+        &[
+            repo().join("notebooks").join(name).to_str().unwrap(),
+            workdir.to_str().unwrap(),
+        ],
+        &env.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<Vec<_>>(),
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(out.lines().last().unwrap_or_default()).expect("notebook summary");
+    v["text"].as_str().unwrap_or_default().to_owned()
+}

@@ -1,19 +1,27 @@
-"""Runs a notebook's code cells in order in one namespace, as Jupyter would (no
-kernel needed): `python run_notebook.py NOTEBOOK.ipynb`. Settings come from the
-environment, as the notebook documents. Exits non-zero on the first failing cell."""
+"""Executes a notebook headless with nbclient (a real Jupyter kernel, as a researcher
+would run it): `python run_notebook.py NOTEBOOK.ipynb WORKDIR`. Settings come from the
+environment, as each notebook documents. Fails on the first cell error. Writes the
+executed notebook to WORKDIR and prints a JSON summary with the text of every output."""
 
 import json
+import os
 import sys
 
-nb = json.load(open(sys.argv[1]))
-ns = {"__name__": "__main__"}
-for i, cell in enumerate(nb["cells"]):
-    if cell["cell_type"] != "code":
-        continue
-    src = "".join(cell["source"])
-    try:
-        exec(compile(src, f"{sys.argv[1]}#cell{i}", "exec"), ns)
-    except Exception as e:  # noqa: BLE001
-        print(f"cell {i} failed: {type(e).__name__}: {e}", file=sys.stderr)
-        raise
-print(json.dumps({"rows": ns["df"].height, "columns": ns["df"].columns, "extract": ns["manifest"]["extract_id"]}))
+import nbformat
+from nbclient import NotebookClient
+
+path, workdir = sys.argv[1], sys.argv[2]
+os.makedirs(workdir, exist_ok=True)
+nb = nbformat.read(path, as_version=4)
+NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": workdir}}).execute()
+text = []
+images = 0
+for cell in nb.cells:
+    for o in cell.get("outputs", []):
+        if o.output_type == "stream":
+            text.append(o.text)
+        elif o.output_type in ("execute_result", "display_data"):
+            text.append(o.data.get("text/plain", ""))
+            images += "image/png" in o.data
+nbformat.write(nb, os.path.join(workdir, "executed-" + os.path.basename(path)))
+print(json.dumps({"cells": len(nb.cells), "images": images, "text": "\n".join(text)}))
