@@ -754,8 +754,23 @@ fn tls_and_graceful_shutdown_finish_and_audit_in_flight_queries() {
         certs.join("server.key").to_str().unwrap(),
         "--time-limit",
         "20",
+        "--flight-listen",
+        "127.0.0.1:0",
     ]);
     let url = s.base.replace("http://", "https://");
+    // Flight SQL is served over TLS too, verified against the same CA
+    let out = run_python(
+        "tls.py",
+        &[
+            "flight",
+            certs.join("ca.pem").to_str().unwrap(),
+            s.flight.as_deref().unwrap(),
+            f.t("rita"),
+            "SELECT count(*) AS n FROM patients",
+        ],
+        &[],
+    );
+    assert!(out.contains("[[300]]"), "{out}");
     let out = run_python(
         "tls.py",
         &[

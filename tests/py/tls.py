@@ -2,6 +2,7 @@
 
     python tls.py make DIR                      # ca.pem, server.pem, server.key for 127.0.0.1
     python tls.py query CA_PEM URL TOKEN SQL    # POST /v1/query over HTTPS, verifying the CA
+    python tls.py flight CA_PEM ADDR TOKEN SQL  # the same over Flight SQL with TLS (ADBC)
 
 Certificates come from `trustme` (a throwaway CA); the client is the standard library's
 urllib with an SSL context that trusts only that CA. Prints {"status", "body"} as JSON.
@@ -41,5 +42,17 @@ def query(ca, url, token, sql):
         print(json.dumps({"status": e.code, "body": json.load(e)}))
 
 
+def flight(ca, addr, token, sql):
+    import adbc_driver_flightsql.dbapi as flight_sql
+
+    kwargs = {
+        "adbc.flight.sql.authorization_header": f"Bearer {token}",
+        "adbc.flight.sql.client_option.tls_root_certs": open(ca).read(),
+    }
+    with flight_sql.connect(f"grpc+tls://{addr}", db_kwargs=kwargs) as c, c.cursor() as cur:
+        cur.execute(sql)
+        print(json.dumps({"rows": [list(r.values()) for r in cur.fetch_arrow_table().to_pylist()]}))
+
+
 if __name__ == "__main__":
-    {"make": make, "query": query}[sys.argv[1]](*sys.argv[2:])
+    {"make": make, "query": query, "flight": flight}[sys.argv[1]](*sys.argv[2:])
