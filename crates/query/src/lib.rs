@@ -24,7 +24,6 @@ pub mod caps;
 pub mod dominance;
 pub mod error;
 pub mod guard;
-pub mod personkey;
 pub mod review;
 pub mod scoped;
 pub mod sdc;

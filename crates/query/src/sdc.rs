@@ -441,9 +441,10 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     // 2. hidden aggregates: distinct persons, dominance flags
     let mut aggr = a.aggr_expr.clone();
     if let Some(p) = ps.first() {
-        // distinct persons, counted on 64-bit keys (see `personkey`)
-        let key = Arc::new(crate::personkey::udf()).call(vec![Expr::Column(p.clone())]);
-        aggr.push(datafusion::functions_aggregate::expr_fn::count_distinct(key).alias(PERSONS));
+        aggr.push(
+            datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(p.clone()))
+                .alias(PERSONS),
+        );
     } else {
         aggr.push(
             cast(
