@@ -99,10 +99,56 @@ fn internal(e: impl std::fmt::Display) -> Status {
 
 type DoGetStream = <DhubFlightSql as FlightService>::DoGetStream;
 
+fn plain_type(t: &DataType) -> DataType {
+    match t {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        t => t.clone(),
+    }
+}
+
+/// The schema clients see: string and binary *views* (DataFusion's in-memory form) as
+/// plain Utf8 and Binary, which every Flight SQL client reads and which encode compactly
+/// (a sliced view array would drag its whole shared data buffers into every message).
+fn plain_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(plain_type(f.data_type())))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+fn plain_batch(
+    schema: &SchemaRef,
+    b: RecordBatch,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let columns = b
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 fn stream_batches(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
+    let plain = plain_schema(&schema);
+    let s2 = plain.clone();
+    let batches = futures::stream::iter(batches)
+        .map(move |b| plain_batch(&s2, b).map_err(arrow_flight::error::FlightError::from));
     let stream = FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .with_schema(plain)
+        .with_max_flight_data_size(4 << 20)
+        .build(batches)
         .map_err(Status::from);
     Box::pin(stream)
 }
@@ -195,7 +241,7 @@ impl DhubFlightSql {
         let endpoint =
             FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         let info = FlightInfo::new()
-            .try_with_schema(&answered.output.schema)
+            .try_with_schema(&plain_schema(&answered.output.schema))
             .map_err(internal)?
             .with_endpoint(endpoint)
             .with_descriptor(descriptor)
@@ -371,7 +417,7 @@ impl FlightSqlService for DhubFlightSql {
         let caller = Self::caller(&request);
         let answered = self.run(&p, &query.query, &caller).await?;
         let options = arrow::ipc::writer::IpcWriteOptions::default();
-        let IpcMessage(schema) = SchemaAsIpc::new(&answered.output.schema, &options)
+        let IpcMessage(schema) = SchemaAsIpc::new(&plain_schema(&answered.output.schema), &options)
             .try_into()
             .map_err(internal)?;
         let handle = crate::new_id();
