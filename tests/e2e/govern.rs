@@ -164,6 +164,7 @@ fn projects_researchers_tokens_and_the_audit_chain() {
     let (show, _) = ok(dhub(d).args(["project", "show", "os"]).output().unwrap());
     let p: serde_json::Value = serde_json::from_str(&show).unwrap();
     assert_eq!(p["policy"]["min_cell"], 8);
+    assert_eq!(p["policy"]["suppression"], "null");
 
     // a token: the only line on stdout, shown once, never stored or listed
     let (token, err) = ok(dhub(d)

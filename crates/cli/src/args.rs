@@ -190,13 +190,17 @@ pub struct ProjectCreateArgs {
     #[arg(long, default_value = "aggregate")]
     pub mode: String,
     /// Start from a preset output policy: uk-tre (ACRO/UK LLC: min cell 10, no rounding,
-    /// dominance 2/0.90, p-ratio 0.10) or opensafely (counts of 7 or fewer redacted,
-    /// rounding to 5, no dominance or p-ratio rule).
+    /// dominance 2/0.90, p-ratio 0.10) or opensafely (counts of 7 or fewer redacted: nulled
+    /// and flagged, rounding to 5, no dominance or p-ratio rule).
     #[arg(long)]
     pub sdc_preset: Option<String>,
     /// Smallest number of distinct persons a released group may have (default 10).
     #[arg(long)]
     pub min_cell: Option<u32>,
+    /// A smaller group is removed (`remove`, default) or kept with its values nulled and
+    /// flagged in a `dhub_suppressed` column (`null`; the opensafely preset's choice).
+    #[arg(long)]
+    pub suppression: Option<String>,
     /// Round counts to a multiple of N; 0 = no rounding (default 5).
     #[arg(long)]
     pub rounding: Option<u32>,

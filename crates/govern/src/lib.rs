@@ -40,7 +40,9 @@ use serde_json::{Map, Value, json};
 pub use audit::{AuditEntry, ChainBreak};
 pub use error::{GovernError, Result};
 pub use extracts::{ExtractRecord, ExtractStatus, NewExtract};
-pub use model::{Approval, Grant, Mode, OutputPolicy, Project, Researcher, check_name, parse_date};
+pub use model::{
+    Approval, Grant, Mode, OutputPolicy, Project, Researcher, Suppression, check_name, parse_date,
+};
 
 /// Schema migrations, in order; migration `i` takes the schema from version `i` to
 /// `i + 1`. Never edit one that has shipped: add a new one.

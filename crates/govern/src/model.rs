@@ -38,6 +38,40 @@ impl std::fmt::Display for Mode {
     }
 }
 
+/// What happens to a group with fewer persons than `min_cell`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Suppression {
+    /// The row is removed from the result (the default).
+    #[default]
+    Remove,
+    /// The row stays with its group labels; every aggregate value in it is NULL and the
+    /// extra column `dhub_suppressed` is true (OpenSAFELY-style redaction).
+    Null,
+}
+
+impl std::str::FromStr for Suppression {
+    type Err = GovernError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "remove" => Ok(Suppression::Remove),
+            "null" => Ok(Suppression::Null),
+            other => Err(GovernError::Invalid(format!(
+                "suppression `{other}` is not known; use remove or null"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Suppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Suppression::Remove => "remove",
+            Suppression::Null => "null",
+        })
+    }
+}
+
 /// Who approved record-level access, and why (required for [`Mode::Record`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approval {
@@ -57,6 +91,9 @@ pub struct OutputPolicy {
     pub mode: Mode,
     /// Smallest number of distinct persons a released group may have.
     pub min_cell: u32,
+    /// Whether a smaller group is removed or kept with its values nulled and flagged.
+    #[serde(default)]
+    pub suppression: Suppression,
     /// Counts are rounded to a multiple of this (0 = no rounding).
     pub rounding: u32,
     /// Dominance rule n: the n largest contributors …
@@ -74,6 +111,7 @@ impl Default for OutputPolicy {
         Self {
             mode: Mode::Aggregate,
             min_cell: 10,
+            suppression: Suppression::Remove,
             rounding: 5,
             dominance_n: 2,
             dominance_k: 0.90,

@@ -52,10 +52,14 @@ use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Case, Expr, LogicalPlan, Operator, Projection, SubqueryAlias, Union,
     Window, cast, col, lit,
 };
-use dhub_govern::{Mode, OutputPolicy};
+use dhub_govern::{Mode, OutputPolicy, Suppression};
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
+
+/// Visible column added under `suppression = null`: whether the row's values were
+/// suppressed (nulled).
+pub const SUPPRESSED: &str = "dhub_suppressed";
 
 /// Hidden column: distinct persons of the row's group.
 pub const PERSONS: &str = "__dhub_persons";
@@ -195,6 +199,9 @@ pub struct Rewritten {
     pub person_level: bool,
     /// Output names of the top aggregates' aggregate columns.
     agg_names: HashSet<String>,
+    /// Whether small groups were removed in the plan, below a window function (so that
+    /// a window total cannot include them).
+    pub prefiltered: bool,
 }
 
 fn func_name(e: &Expr) -> Option<(&str, &AggregateFunction)> {
@@ -492,6 +499,7 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     let base = f64::from(policy.rounding);
     let mut exprs = Vec::new();
     let mut rounded = 0;
+    let null_mode = policy.suppression == Suppression::Null && person_level;
     for i in 0..n_fields - extra {
         let (q, f) = schema.qualified_field(i);
         let c = Expr::Column(Column::from((q, f)));
@@ -516,6 +524,17 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
                     None,
                     vec![(
                         Box::new(col(flag.as_str())),
+                        Box::new(lit(ScalarValue::try_from(f.data_type()).map_err(df)?)),
+                    )],
+                    Some(Box::new(e)),
+                ));
+            }
+            if null_mode {
+                // suppression by nulling: the group stays, its values do not
+                e = Expr::Case(Case::new(
+                    None,
+                    vec![(
+                        Box::new(col(PERSONS).lt(lit(i64::from(policy.min_cell)))),
                         Box::new(lit(ScalarValue::try_from(f.data_type()).map_err(df)?)),
                     )],
                     Some(Box::new(e)),
@@ -613,7 +632,29 @@ fn rewrite_top(plan: &LogicalPlan, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Quer
                     "window functions over person-level rows reveal individual records; apply them to the result of an aggregation (e.g. rank() OVER (ORDER BY n) over a GROUP BY)",
                 ));
             }
-            let input = rewrite_top(&w.input, cx)?;
+            let mut input = rewrite_top(&w.input, cx)?;
+            // A window over groups (`sum(count(*)) OVER ()`, a rank) is computed before
+            // the result is checked: small groups must be gone by then, or a window total
+            // minus the released cells would recover them. Under `suppression = null`
+            // their values are already NULL in the plan.
+            if cx.policy.suppression == Suppression::Remove {
+                let persons = input
+                    .schema()
+                    .iter()
+                    .find(|(_, f)| f.name() == PERSONS)
+                    .map(|(q, f)| Expr::Column(Column::from((q, f))));
+                if let Some(p) = persons {
+                    let keep = p
+                        .clone()
+                        .is_null()
+                        .or(p.gt_eq(lit(i64::from(cx.policy.min_cell))));
+                    input = LogicalPlan::Filter(
+                        datafusion::logical_expr::Filter::try_new(keep, Arc::new(input))
+                            .map_err(df)?,
+                    );
+                    cx.out.prefiltered = true;
+                }
+            }
             Ok(LogicalPlan::Window(
                 Window::try_new(w.window_expr.clone(), Arc::new(input)).map_err(df)?,
             ))
@@ -748,7 +789,11 @@ pub fn finish(
         None => vec![Some(0); n],
     };
     let min = i64::from(policy.min_cell);
+    // under `suppression = null` a small group stays, its values already nulled in the
+    // plan, and is flagged; otherwise it is removed
+    let null_mode = policy.suppression == dhub_govern::Suppression::Null && rw.person_level;
     let mut keep = vec![true; n];
+    let mut small = vec![false; n];
     let mut primary = 0u64;
     let mut by_branch: HashMap<i64, (u64, Vec<usize>)> = HashMap::new();
     for r in 0..n {
@@ -756,7 +801,8 @@ pub fn finish(
         let e = by_branch.entry(b).or_default();
         match persons[r] {
             Some(p) if p < min => {
-                keep[r] = false;
+                small[r] = true;
+                keep[r] = null_mode;
                 primary += 1;
                 e.0 += 1;
             }
@@ -765,11 +811,19 @@ pub fn finish(
     }
     d.rule(
         "min_cell",
-        primary > 0,
-        if rw.person_level {
-            format!("{primary} group(s) with fewer than {min} distinct persons removed")
-        } else {
+        primary > 0 || rw.prefiltered,
+        if !rw.person_level {
             "no person-level data in this result".into()
+        } else if null_mode {
+            format!(
+                "{primary} group(s) with fewer than {min} distinct persons suppressed: values nulled, `{SUPPRESSED}` true"
+            )
+        } else if rw.prefiltered {
+            format!(
+                "groups with fewer than {min} distinct persons removed before the window functions were computed (not counted here)"
+            )
+        } else {
+            format!("{primary} group(s) with fewer than {min} distinct persons removed")
         },
     );
     let mut secondary = 0u64;
@@ -777,10 +831,10 @@ pub fn finish(
         // grouping sets: a suppressed detail could be recovered from any subtotal over
         // it, so once a detail row is suppressed every subtotal row goes too
         let grouping = as_i64(all.column(g))?;
-        let detail_suppressed = (0..n).any(|r| !keep[r] && grouping[r] == Some(0));
+        let detail_suppressed = (0..n).any(|r| small[r] && grouping[r] == Some(0));
         if detail_suppressed {
             for r in 0..n {
-                if keep[r] && grouping[r] != Some(0) {
+                if keep[r] && !small[r] && grouping[r] != Some(0) {
                     keep[r] = false;
                     secondary += 1;
                 }
@@ -859,22 +913,45 @@ pub fn finish(
         },
     );
     let removed = (n - kept) as u64;
+    // cells nulled in kept small groups
+    let nulled: u64 = (0..n)
+        .filter(|&r| small[r] && keep[r])
+        .map(|r| {
+            visible
+                .iter()
+                .filter(|&&i| all.column(i).is_null(r))
+                .count() as u64
+        })
+        .sum();
     d.rows_suppressed = removed;
-    d.cells_suppressed = removed * visible.len() as u64 + dominated_cells;
+    d.cells_suppressed = removed * visible.len() as u64 + nulled + dominated_cells;
     d.cells_rounded = rounded;
+    let flags: Vec<bool> = small
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(s, _)| *s)
+        .collect();
     let mask = BooleanArray::from(keep);
     let filtered = arrow::compute::filter_record_batch(&all, &mask)
         .map_err(|e| QueryError::internal(e.to_string()))?;
-    let out_schema = Arc::new(Schema::new(
-        visible
-            .iter()
-            .map(|&i| schema.field(i).clone())
-            .collect::<Vec<_>>(),
-    ));
-    let cols: Vec<ArrayRef> = visible
+    let mut fields: Vec<arrow::datatypes::FieldRef> = visible
+        .iter()
+        .map(|&i| schema.fields()[i].clone())
+        .collect();
+    let mut cols: Vec<ArrayRef> = visible
         .iter()
         .map(|&i| filtered.column(i).clone())
         .collect();
+    if null_mode {
+        fields.push(Arc::new(arrow::datatypes::Field::new(
+            SUPPRESSED,
+            arrow::datatypes::DataType::Boolean,
+            false,
+        )));
+        cols.push(Arc::new(BooleanArray::from(flags)));
+    }
+    let out_schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(out_schema.clone(), cols)
         .map_err(|e| QueryError::internal(e.to_string()))?;
     Ok((out_schema, vec![batch]))

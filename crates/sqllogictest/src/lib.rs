@@ -12,7 +12,7 @@
 //! # dhub: mode=aggregate min_cell=10 rounding=5 tables=all
 //! ```
 //!
-//! (`mode` aggregate|record, `min_cell`, `rounding`, `dominance=N,K`, `p_ratio`,
+//! (`mode` aggregate|record, `min_cell`, `suppression` remove|null, `rounding`, `dominance=N,K`, `p_ratio`,
 //! `tables` = all or a comma list.) Refusals are pinned with `statement error <regex>`
 //! or `query error <regex>` against the researcher-facing message.
 //!
@@ -125,6 +125,7 @@ pub fn scope_of(text: &str, release: &BTreeMap<String, u64>) -> Result<Scope, St
                     }
                 }
                 "min_cell" => policy.min_cell = num(v)? as u32,
+                "suppression" => policy.suppression = v.parse().map_err(|e| format!("{e}"))?,
                 "rounding" => policy.rounding = num(v)? as u32,
                 "p_ratio" => policy.p_ratio = num(v)?,
                 "dominance" => {

@@ -2,7 +2,7 @@
 //! Every change is audited with the operating-system user as the actor.
 
 use anyhow::{Context, bail};
-use dhub_govern::{Approval, Govern, Grant, Mode, OutputPolicy, parse_date};
+use dhub_govern::{Approval, Govern, Grant, Mode, OutputPolicy, Suppression, parse_date};
 
 use crate::args::{
     AuditCommand, Global, PartnerCommand, ProjectCommand, ProjectCreateArgs, ResearcherCommand,
@@ -34,6 +34,7 @@ fn policy(a: &ProjectCreateArgs) -> anyhow::Result<OutputPolicy> {
         }
         Some("opensafely") => {
             p.min_cell = 8;
+            p.suppression = Suppression::Null;
             p.rounding = 5;
             p.dominance_k = 1.0;
             p.p_ratio = 0.0;
@@ -46,6 +47,9 @@ fn policy(a: &ProjectCreateArgs) -> anyhow::Result<OutputPolicy> {
     }
     if let Some(v) = a.rounding {
         p.rounding = v;
+    }
+    if let Some(v) = &a.suppression {
+        p.suppression = v.parse()?;
     }
     if let Some(d) = &a.dominance {
         let (n, k) = d
