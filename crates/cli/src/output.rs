@@ -54,3 +54,20 @@ pub fn peak_rss_bytes() -> Option<u64> {
         .ok()?;
     Some(kb * 1024)
 }
+
+/// Tunes the C allocator for long streaming batch jobs (`dhub ingest`, `dhub extract
+/// run`): allocations up to 256 MiB come from the heap instead of fresh `mmap`s. The
+/// Parquet writer grows its page buffers past glibc's 32 MiB mmap ceiling, and with the
+/// default every such buffer was mapped, zero-filled by the kernel and unmapped again:
+/// about 15% of an ingest's time (BENCHMARKS.md). Peak RSS stays bounded (the heap is
+/// reused batch after batch). Not used by `dhub serve`, whose query workers keep the
+/// default so freed memory goes back to the system.
+pub fn tune_allocator_for_batch_jobs() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: mallopt only changes glibc malloc parameters; it is called before this
+    // command starts any thread, and takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+    }
+}

@@ -164,6 +164,7 @@ fn run_extract(
     memory_mib: usize,
     report: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    crate::output::tune_allocator_for_batch_jobs();
     let started = Instant::now();
     let g = open(global)?;
     let x = g.extract(id)?;

@@ -69,6 +69,7 @@ impl Progress for Bars {
 }
 
 pub fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<RunReport> {
+    crate::output::tune_allocator_for_batch_jobs();
     let pipeline = Pipeline::load(&args.pipeline)?;
     let key = super::keys::load(&global.key)?;
     let opts = IngestOptions {
