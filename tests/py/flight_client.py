@@ -169,5 +169,14 @@ try:
     raise AssertionError("a ticket was fetched twice")
 except (fl.FlightError, KeyError) as e:
     assert "ticket is unknown" in str(e), str(e)
+# at most 4 answers wait per researcher: a fifth evicts the oldest
+infos = [client.get_flight_info(fl.FlightDescriptor.for_command(statement(sql)), opts) for _ in range(5)]
+try:
+    client.do_get(infos[0].endpoints[0].ticket, opts).read_all()
+    raise AssertionError("the oldest of five waiting answers was not evicted")
+except (fl.FlightError, KeyError) as e:
+    assert "ticket is unknown" in str(e), str(e)
+for i in infos[1:]:
+    same(rows_of(client.do_get(i.endpoints[0].ticket, opts).read_all()), agg, "waiting answer")
 summary["disclosure_keys"] = sorted(disclosure)
 print(json.dumps(summary))

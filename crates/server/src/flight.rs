@@ -57,6 +57,10 @@ use crate::{Answered, Caller, Governed};
 /// How long an answer waits for its `DoGet`.
 pub const RESULT_TTL: Duration = Duration::from_secs(300);
 
+/// Answers one researcher may have waiting for their `DoGet` at once; a newer one
+/// evicts the oldest (each is bounded by the result byte limit).
+pub const MAX_PENDING_PER_RESEARCHER: usize = 4;
+
 /// The catalog and schema every table and view is in (DataFusion's defaults).
 pub const CATALOG: &str = "datafusion";
 /// See [`CATALOG`].
@@ -262,7 +266,19 @@ impl DhubFlightSql {
     fn keep(&self, researcher: &str, answered: Answered) -> String {
         self.sweep();
         let handle = answered.id.clone();
-        lock(&self.results).insert(
+        let mut m = lock(&self.results);
+        let mut mine: Vec<(Instant, String)> = m
+            .iter()
+            .filter(|(_, p)| p.researcher == researcher)
+            .map(|(h, p)| (p.created, h.clone()))
+            .collect();
+        if mine.len() >= MAX_PENDING_PER_RESEARCHER {
+            mine.sort();
+            for (_, h) in &mine[..=mine.len() - MAX_PENDING_PER_RESEARCHER] {
+                m.remove(h);
+            }
+        }
+        m.insert(
             handle.clone(),
             Pending {
                 researcher: researcher.to_owned(),
