@@ -109,20 +109,9 @@ const COHORT_SQL: &str = "SELECT d.person_id AS patient, d.sex, d.deceased, coun
 
 #[test]
 fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(dhub(d).args(["keys", "generate"]).output().unwrap());
     // no signing key yet: the run says how to make one (checked below)
-    let src = synth(d, "synthea", 300, 5, 0.0, "raw");
-    ok(dhub(d)
-        .args([
-            "ingest",
-            repo().join("pipelines/synthea.toml").to_str().unwrap(),
-        ])
-        .args(["--source", src.to_str().unwrap()])
-        .output()
-        .unwrap());
-    ok(dhub(d).args(["release", "create", "r1"]).output().unwrap());
+    let dir = released_store("synthea", "synthea", 300, 5, "r1");
+    let d = dir.path();
     for p in ["pa", "pb"] {
         ok(dhub(d)
             .args(["project", "create", p, "--release", "r1", "--tables", "all"])
@@ -498,25 +487,11 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
 
 #[test]
 fn a_million_row_extract_streams_in_bounded_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(dhub(d).args(["keys", "generate"]).output().unwrap());
-    ok(dhub(d).args(["keys", "generate-signing"]).output().unwrap());
     // about 26.7 GP events per person: 40,000 people give over 1,000,000 events
-    let src = synth(d, "uk", 40_000, 9, 0.0, "raw");
-    ok(dhub(d)
-        .args([
-            "ingest",
-            repo()
-                .join("pipelines/uk-shared-care.toml")
-                .to_str()
-                .unwrap(),
-        ])
-        .args(["--source", src.to_str().unwrap()])
-        .output()
-        .unwrap());
-    std::fs::remove_dir_all(&src).unwrap();
-    ok(dhub(d).args(["release", "create", "big"]).output().unwrap());
+    let dir = released_store("uk", "uk-shared-care", 40_000, 9, "big");
+    let d = dir.path();
+    std::fs::remove_dir_all(d.join("raw")).unwrap();
+    ok(dhub(d).args(["keys", "generate-signing"]).output().unwrap());
     ok(dhub(d)
         .args([
             "project",

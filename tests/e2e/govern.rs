@@ -4,23 +4,7 @@
 use crate::support::*;
 
 fn setup() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(dhub(d).args(["keys", "generate"]).output().unwrap());
-    let src = synth(d, "uk", 50, 1, 0.0, "uk");
-    ok(dhub(d)
-        .args([
-            "ingest",
-            repo()
-                .join("pipelines/uk-shared-care.toml")
-                .to_str()
-                .unwrap(),
-        ])
-        .args(["--source", src.to_str().unwrap()])
-        .output()
-        .unwrap());
-    ok(dhub(d).args(["release", "create", "r1"]).output().unwrap());
-    dir
+    released_store("uk", "uk-shared-care", 50, 1, "r1")
 }
 
 #[test]

@@ -17,19 +17,8 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = released_store("synthea", "synthea", 300, 5, "r1");
         let d = dir.path();
-        ok(dhub(d).args(["keys", "generate"]).output().unwrap());
-        let src = synth(d, "synthea", 300, 5, 0.0, "raw");
-        ok(dhub(d)
-            .args([
-                "ingest",
-                repo().join("pipelines/synthea.toml").to_str().unwrap(),
-            ])
-            .args(["--source", src.to_str().unwrap()])
-            .output()
-            .unwrap());
-        ok(dhub(d).args(["release", "create", "r1"]).output().unwrap());
         let project = |args: &[&str]| {
             ok(dhub(d)
                 .args(["project", "create"])

@@ -530,3 +530,31 @@ pub fn run_notebook(name: &str, workdir: &Path, env: &[(&str, &str)]) -> String 
         serde_json::from_str(out.lines().last().unwrap_or_default()).expect("notebook summary");
     v["text"].as_str().unwrap_or_default().to_owned()
 }
+
+/// A temporary directory with a master key (`dhub keys generate`) and a research store
+/// made from `patients` generated people in `format` (`synth`, into `raw/`), ingested
+/// with `pipelines/<pipeline>.toml` and released as `release`.
+pub fn released_store(
+    format: &str,
+    pipeline: &str,
+    patients: u32,
+    seed: u32,
+    release: &str,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(dhub(d).args(["keys", "generate"]).output().expect("dhub"));
+    let src = synth(d, format, patients, seed, 0.0, "raw");
+    ok(dhub(d)
+        .arg("ingest")
+        .arg(repo().join("pipelines").join(format!("{pipeline}.toml")))
+        .arg("--source")
+        .arg(&src)
+        .output()
+        .expect("dhub"));
+    ok(dhub(d)
+        .args(["release", "create", release])
+        .output()
+        .expect("dhub"));
+    dir
+}

@@ -96,13 +96,13 @@ pub enum Command {
     Project(ProjectCommand),
     /// Researchers and their tokens.
     #[command(subcommand)]
-    Researcher(ResearcherCommand),
+    Researcher(TokenHolderCommand),
     /// The tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Innovation-hub partners and their tokens (extract downloads).
     #[command(subcommand)]
-    Partner(PartnerCommand),
+    Partner(TokenHolderCommand),
     /// Partner extracts: request, approve (four eyes), run, revoke, verify.
     #[command(subcommand)]
     Extract(ExtractCommand),
@@ -224,10 +224,11 @@ pub struct ProjectCreateArgs {
     pub title: String,
 }
 
-/// `dhub researcher …`
+/// `dhub researcher …` and `dhub partner …`: people who hold a token for one project
+/// (researchers run SQL; partners download their project's released extracts).
 #[derive(Debug, Subcommand)]
-pub enum ResearcherCommand {
-    /// Add a researcher to a project; prints their token once, as the only line on stdout.
+pub enum TokenHolderCommand {
+    /// Add a person to a project; prints their token once, as the only line on stdout.
     Add {
         /// Unique name (a-z 0-9 _ - .).
         name: String,
@@ -238,35 +239,12 @@ pub enum ResearcherCommand {
         #[arg(long)]
         expires: Option<String>,
     },
-    /// Revoke a researcher's token.
+    /// Revoke a person's token.
     Revoke {
-        /// The researcher.
+        /// Their name.
         name: String,
     },
-    /// List researchers (never their tokens).
-    List,
-}
-
-/// `dhub partner …`
-#[derive(Debug, Subcommand)]
-pub enum PartnerCommand {
-    /// Add a partner to a project; prints their token once, as the only line on stdout.
-    Add {
-        /// Unique name (a-z 0-9 _ - .).
-        name: String,
-        /// Their project.
-        #[arg(long)]
-        project: String,
-        /// Last day the token works, YYYY-MM-DD.
-        #[arg(long)]
-        expires: Option<String>,
-    },
-    /// Revoke a partner's token.
-    Revoke {
-        /// The partner.
-        name: String,
-    },
-    /// List partners (never their tokens).
+    /// List them (never their tokens).
     List,
 }
 

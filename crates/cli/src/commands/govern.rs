@@ -4,9 +4,7 @@
 use anyhow::{Context, bail};
 use dhub_govern::{Approval, Govern, Grant, Mode, OutputPolicy, Suppression, parse_date};
 
-use crate::args::{
-    AuditCommand, Global, PartnerCommand, ProjectCommand, ProjectCreateArgs, ResearcherCommand,
-};
+use crate::args::{AuditCommand, Global, ProjectCommand, ProjectCreateArgs, TokenHolderCommand};
 
 /// Who runs the CLI, for the audit log.
 pub fn actor() -> String {
@@ -146,44 +144,45 @@ pub fn project(global: &Global, cmd: ProjectCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn researcher(global: &Global, cmd: ResearcherCommand) -> anyhow::Result<()> {
-    let g = open(global)?;
-    match cmd {
-        ResearcherCommand::Add {
-            name,
-            project,
-            expires,
-        } => {
-            let expires = expires.as_deref().map(parse_date).transpose()?;
-            let token = g.add_researcher(&name, &project, expires, &actor())?;
-            print_new_token("researcher", &name, &project, &token);
-        }
-        ResearcherCommand::Revoke { name } => {
-            g.revoke_researcher(&name, &actor())?;
-            eprintln!("revoked the token of {name}");
-        }
-        ResearcherCommand::List => list_holders(g.researchers()?),
-    }
-    Ok(())
+pub fn researcher(global: &Global, cmd: TokenHolderCommand) -> anyhow::Result<()> {
+    holders(global, cmd, "researcher")
 }
 
-pub fn partner(global: &Global, cmd: PartnerCommand) -> anyhow::Result<()> {
+pub fn partner(global: &Global, cmd: TokenHolderCommand) -> anyhow::Result<()> {
+    holders(global, cmd, "partner")
+}
+
+/// `dhub researcher …` and `dhub partner …`: the same commands over two kinds of token.
+fn holders(global: &Global, cmd: TokenHolderCommand, kind: &str) -> anyhow::Result<()> {
     let g = open(global)?;
+    let partner = kind == "partner";
     match cmd {
-        PartnerCommand::Add {
+        TokenHolderCommand::Add {
             name,
             project,
             expires,
         } => {
             let expires = expires.as_deref().map(parse_date).transpose()?;
-            let token = g.add_partner(&name, &project, expires, &actor())?;
-            print_new_token("partner", &name, &project, &token);
+            let token = if partner {
+                g.add_partner(&name, &project, expires, &actor())?
+            } else {
+                g.add_researcher(&name, &project, expires, &actor())?
+            };
+            print_new_token(kind, &name, &project, &token);
         }
-        PartnerCommand::Revoke { name } => {
-            g.revoke_partner(&name, &actor())?;
-            eprintln!("revoked the token of partner {name}");
+        TokenHolderCommand::Revoke { name } => {
+            if partner {
+                g.revoke_partner(&name, &actor())?;
+            } else {
+                g.revoke_researcher(&name, &actor())?;
+            }
+            eprintln!("revoked the token of {kind} {name}");
         }
-        PartnerCommand::List => list_holders(g.partners()?),
+        TokenHolderCommand::List => list_holders(if partner {
+            g.partners()?
+        } else {
+            g.researchers()?
+        }),
     }
     Ok(())
 }
