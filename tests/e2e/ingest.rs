@@ -831,5 +831,126 @@ fn ingest_and_release_on_azurite_and_an_s3_compatible_server() {
             !again.status.success(),
             "{scheme}: a release was overwritten"
         );
+
+        // a partner extract written to, and served from, the same object store
+        let extracts = format!("{scheme}://research/extracts");
+        let signing = d.join("signing.key");
+        if !signing.exists() {
+            ok(dhub(d)
+                .args([
+                    "keys",
+                    "generate-signing",
+                    "--out",
+                    signing.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap());
+        }
+        let sk = signing.to_str().unwrap();
+        let with = |args: &[&str]| {
+            let mut c = dhub(d);
+            c.args([
+                "--store",
+                &store,
+                "--extracts",
+                &extracts,
+                "--signing-key",
+                sk,
+            ])
+            .args(args);
+            for (k, v) in env.iter() {
+                c.env(k, v);
+            }
+            ok(c.output().unwrap())
+        };
+        let project = format!("cloud-{scheme}");
+        with(&[
+            "project",
+            "create",
+            &project,
+            "--release",
+            "r1",
+            "--tables",
+            "all",
+        ]);
+        let (token, _) = with(&[
+            "partner",
+            "add",
+            &format!("uni-{scheme}"),
+            "--project",
+            &project,
+        ]);
+        let specs = d.join(format!("specs-{scheme}"));
+        std::fs::create_dir_all(&specs).unwrap();
+        std::fs::write(
+            specs.join("cohort.toml"),
+            format!("project = \"{project}\"\nrecipient = \"Uni\"\nk = 1\nformat = \"csv\"\n[rekey]\npatient = \"person\"\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            specs.join("cohort.sql"),
+            "SELECT patient, encounterclass, start FROM encounters",
+        )
+        .unwrap();
+        let (id, _) = with(&[
+            "extract",
+            "request",
+            specs.join("cohort.toml").to_str().unwrap(),
+            "--by",
+            "ada",
+        ]);
+        let id = id.trim().to_owned();
+        with(&["extract", "approve", &id, "--by", "grace"]);
+        with(&["extract", "run", &id]);
+        let server = Server::start_with_env(
+            d,
+            &[
+                "--store",
+                &store,
+                "--extracts",
+                &extracts,
+                "--signing-key",
+                sk,
+            ],
+            env,
+        );
+        let list = get_as(&server.base, Some(token.trim()), "/v1/extracts").json();
+        let files = list["extracts"][0]["files"].as_array().unwrap().clone();
+        assert_eq!(list["extracts"][0]["id"], id.as_str(), "{scheme}: {list}");
+        let got = d.join(format!("got-{scheme}"));
+        std::fs::create_dir_all(&got).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .chain(["manifest.json".to_owned(), "manifest.sig".to_owned()])
+            .collect();
+        for n in &names {
+            let r = get_as(
+                &server.base,
+                Some(token.trim()),
+                &format!("/v1/extracts/{id}/files/{n}"),
+            );
+            assert_eq!(r.status, 200, "{scheme} {n}");
+            std::fs::write(got.join(n), &r.body).unwrap();
+        }
+        drop(server);
+        let (public, _) = ok(dhub(d)
+            .args(["--signing-key", sk, "keys", "public"])
+            .output()
+            .unwrap());
+        let (v, _) = ok(dhub(d)
+            .args([
+                "extract",
+                "verify",
+                got.to_str().unwrap(),
+                "--public-key",
+                public.trim(),
+            ])
+            .output()
+            .unwrap());
+        assert!(v.contains("verified"), "{scheme}: {v}");
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(got.join("manifest.json")).unwrap()).unwrap();
+        assert_eq!(m["rows"], tables["encounters"]["rows_written"], "{scheme}");
     }
 }

@@ -358,8 +358,17 @@ pub struct Server {
 impl Server {
     /// Starts `dhub serve` in `dir` on a free port with `args`, waiting until it listens.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
+        Self::start_with_env(dir, args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables (object-store settings).
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(String, String)]) -> Server {
         let ready = dir.join(format!("ready-{}", free_port()));
-        let child = dhub(dir)
+        let mut cmd = dhub(dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--views"])
             .arg(repo().join("sql/views"))
             .arg("--ready-file")
