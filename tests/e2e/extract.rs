@@ -448,18 +448,11 @@ fn extracts_are_approved_by_four_eyes_rekeyed_signed_served_and_verified() {
     drop(server);
 
     // every step and every download is in the audit chain, which is intact
-    let (out, _) = ok(dhub(d)
-        .args(["audit", "tail", "-n", "100000"])
-        .output()
-        .unwrap());
-    let kinds: Vec<String> = out
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"]["kind"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+    let entries = audit_entries(d);
+    let out = serde_json::to_string(&entries).unwrap();
+    let kinds: Vec<String> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
         .collect();
     for k in [
         "partner.add",

@@ -100,13 +100,7 @@ impl Fixture {
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
-        let (out, _) = ok(dhub(self.path())
-            .args(["audit", "tail", "-n", "100000"])
-            .output()
-            .unwrap());
-        out.lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["entry"].clone())
-            .collect()
+        audit_entries(self.path())
     }
 }
 

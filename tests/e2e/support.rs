@@ -567,3 +567,14 @@ pub fn released_store(
         .expect("dhub"));
     dir
 }
+
+/// The audit log's entries (`dhub audit tail`), oldest first, as JSON.
+pub fn audit_entries(dir: &Path) -> Vec<serde_json::Value> {
+    let (out, _) = ok(dhub(dir)
+        .args(["audit", "tail", "-n", "100000"])
+        .output()
+        .expect("dhub"));
+    out.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit JSON")["entry"].clone())
+        .collect()
+}

@@ -453,9 +453,9 @@ fn transform(
     })
 }
 
-/// Runs an approved extract (see the module docs). `on_rows` is called with the rows
-/// written so far, for progress.
-pub async fn run(input: RunInput<'_>, on_rows: &(dyn Fn(u64) + Sync)) -> Result<RunOutput> {
+/// Runs an approved extract (see the module docs). `on_rows(written, total)` is called
+/// as rows are written, for progress (`total` is known from the first pass).
+pub async fn run(input: RunInput<'_>, on_rows: &(dyn Fn(u64, u64) + Sync)) -> Result<RunOutput> {
     let x = input.record;
     if x.status != ExtractStatus::Approved {
         return Err(ExtractError::Query {
@@ -563,7 +563,7 @@ pub async fn run(input: RunInput<'_>, on_rows: &(dyn Fn(u64) + Sync)) -> Result<
                 max_rows: spec.max_rows,
             });
         }
-        on_rows(written);
+        on_rows(written, classes.rows);
     }
     if current.is_none() && files.is_empty() {
         // an empty extract still has one file with the schema (a header for CSV)

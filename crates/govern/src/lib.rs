@@ -705,44 +705,27 @@ impl Govern {
 
     /// The last `n` entries, oldest first.
     pub fn audit_tail(&self, n: usize) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare("SELECT seq, entry, prev_hash, hash FROM (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq")
-            .map_err(|e| self.sql(e))?;
-        let rows = st
-            .query_map([i64::try_from(n).unwrap_or(i64::MAX)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            })
-            .map_err(|e| self.sql(e))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (seq, entry, prev_hash, hash) = r.map_err(|e| self.sql(e))?;
-            out.push(AuditEntry {
-                seq,
-                entry: serde_json::from_str(&entry)
-                    .map_err(|e| self.corrupt(format!("audit entry {seq}"), e))?,
-                prev_hash,
-                hash,
-            });
-        }
-        Ok(out)
+        self.audit_entries(
+            "SELECT seq, entry, prev_hash, hash FROM (SELECT * FROM audit ORDER BY seq DESC LIMIT ?1) ORDER BY seq",
+            params![i64::try_from(n).unwrap_or(i64::MAX)],
+        )
     }
 
     /// Entries of `kind` whose `field` equals `value`, oldest first (e.g. the queries of
     /// one project).
     pub fn audit_find(&self, kind: &str, field: &str, value: &str) -> Result<Vec<AuditEntry>> {
+        self.audit_entries(
+            "SELECT seq, entry, prev_hash, hash FROM audit WHERE json_extract(entry, '$.kind') = ?1 AND json_extract(entry, ?2) = ?3 ORDER BY seq",
+            params![kind, format!("$.{field}"), value],
+        )
+    }
+
+    /// Audit entries selected by `sql` (columns `seq, entry, prev_hash, hash`).
+    fn audit_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
-        let path = format!("$.{field}");
-        let mut st = conn
-            .prepare("SELECT seq, entry, prev_hash, hash FROM audit WHERE json_extract(entry, '$.kind') = ?1 AND json_extract(entry, ?2) = ?3 ORDER BY seq")
-            .map_err(|e| self.sql(e))?;
+        let mut st = conn.prepare(sql).map_err(|e| self.sql(e))?;
         let rows = st
-            .query_map(params![kind, path, value], |r| {
+            .query_map(args, |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

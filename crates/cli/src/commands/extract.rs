@@ -206,9 +206,9 @@ fn run_extract(
                 signer: &signer,
                 out: &out,
             },
-            &|rows| {
-                bar.set_length(rows);
-                bar.set_position(rows);
+            &|written, total| {
+                bar.set_length(total);
+                bar.set_position(written);
             },
         )
         .await
