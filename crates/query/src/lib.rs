@@ -24,6 +24,7 @@ pub mod caps;
 pub mod dominance;
 pub mod error;
 pub mod guard;
+pub mod persons;
 pub mod review;
 pub mod scoped;
 pub mod sdc;

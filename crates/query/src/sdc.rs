@@ -9,7 +9,8 @@
 //! `Aggregate`. Anything else is refused with an example of how to rewrite it. Each such
 //! top aggregate is rewritten:
 //!
-//! * **persons per group**: a hidden `count(DISTINCT person)` is added, through the
+//! * **persons per group**: a hidden count of distinct persons is added
+//!   ([`crate::persons`]: capped at `min_cell`, exact where totals need a ranking), through the
 //!   tables' declared person columns (the column each ingest recorded), followed through
 //!   aliases, views, subqueries and joins, so a person is counted once across
 //!   `patients ⋈ encounters`. Groups with fewer than `min_cell` distinct persons are
@@ -448,10 +449,14 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     // 2. hidden aggregates: distinct persons, dominance flags
     let mut aggr = a.aggr_expr.clone();
     if let Some(p) = ps.first() {
-        aggr.push(
+        // Secondary suppression ranks groups by their persons, so a result with totals
+        // needs the exact count; otherwise "small or not" is all the rule asks.
+        let persons = if cx.out.totals {
             datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(p.clone()))
-                .alias(PERSONS),
-        );
+        } else {
+            Arc::new(crate::persons::udaf(policy.min_cell)).call(vec![Expr::Column(p.clone())])
+        };
+        aggr.push(persons.alias(PERSONS));
     } else {
         aggr.push(
             cast(
