@@ -72,7 +72,10 @@ impl StrCol {
     }
 
     fn finish(&mut self, rows: usize) -> Result<ArrayRef, String> {
-        let values = std::mem::replace(&mut self.values, Vec::with_capacity(rows * 16));
+        // the next batch's buffer sized from this one's, so it never regrows (each
+        // regrowth of a large buffer is a copy of everything pushed so far)
+        let next = (self.values.len() + self.values.len() / 8).max(rows * 16);
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(next));
         let mut offsets = std::mem::replace(&mut self.offsets, Vec::with_capacity(rows + 1));
         self.offsets.push(0);
         if values.len() > i32::MAX as usize {
@@ -135,10 +138,11 @@ impl BatchBuilder {
             })?);
         }
         self.rows = 0;
+        let next_raw = (self.raw.len() + self.raw.len() / 8).max(self.cap * 128);
         Ok(SourceBatch {
             lines: std::mem::replace(&mut self.lines, Vec::with_capacity(self.cap)),
             raw: RawRows::Lines(
-                std::mem::replace(&mut self.raw, Vec::with_capacity(self.cap * 128)),
+                std::mem::replace(&mut self.raw, Vec::with_capacity(next_raw)),
                 std::mem::replace(&mut self.raw_ends, Vec::with_capacity(self.cap)),
             ),
             columns,
@@ -189,6 +193,53 @@ impl Sender {
     }
 }
 
+/// Runs `produce` (reading and parsing a source into batches) on this thread and
+/// de-identification (`plan.apply`) on a second one, so the two overlap; batches pass
+/// through a channel one deep, so memory stays bounded. `produce` gets a function that
+/// hands a batch on, and the table name for its errors. Returns both stages' counts.
+fn pipelined(
+    plan: &mut TablePlan,
+    out: &Sender,
+    produce: impl FnOnce(
+        &mut dyn FnMut(SourceBatch) -> Result<(), IngestError>,
+        &str,
+    ) -> Result<Counts, IngestError>,
+) -> Result<Counts, IngestError> {
+    let table = plan.table.clone();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SourceBatch>(1);
+        let deid = std::thread::Builder::new()
+            .name("dhub-deid".into())
+            .spawn_scoped(s, move || -> Result<Counts, IngestError> {
+                let mut c = Counts::default();
+                for sb in rx {
+                    out.processed(plan.apply(&sb)?, &mut c)?;
+                }
+                Ok(c)
+            })
+            .map_err(|e| IngestError::Internal(format!("cannot start a thread: {e}")))?;
+        let produced = {
+            let mut send = |sb: SourceBatch| {
+                tx.send(sb).map_err(|_| {
+                    IngestError::Internal("the de-identification stage stopped".into())
+                })
+            };
+            produce(&mut send, &table)
+        };
+        drop(tx);
+        let deidentified = deid
+            .join()
+            .map_err(|_| IngestError::Internal("the de-identification stage panicked".into()))?;
+        // a failed de-identification is the cause of a failed send: report it first
+        let d = deidentified?;
+        let mut c = produced?;
+        c.written += d.written;
+        c.quarantined += d.quarantined;
+        c.opted_out += d.opted_out;
+        Ok(c)
+    })
+}
+
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 /// Ingests a CSV source: `header_index[k]` is the header position of input `k`;
 /// `width` the header's field count.
@@ -203,63 +254,63 @@ pub(crate) fn csv(
     batch_rows: usize,
     out: &Sender,
 ) -> Result<Counts, IngestError> {
-    let mut r = CsvReader::new(reader, delimiter, quote, multiline);
-    let mut rec = Record::default();
-    let mut counts = Counts::default();
-    let mut b = BatchBuilder::new(header_index.len(), batch_rows);
-    let mut bad: Vec<QuarantinedRow> = Vec::new();
-    let io = |e: std::io::Error| IngestError::Source {
-        source_name: plan.table.clone(),
-        message: format!("read failed: {e}"),
-    };
-    // the header was checked before any row was read
-    let _ = r.next(&mut rec).map_err(io)?;
-    loop {
-        let res = r.next(&mut rec).map_err(|e| IngestError::Source {
-            source_name: plan.table.clone(),
-            message: format!("read failed after line {}: {e}", rec.line),
-        })?;
-        let Some(res) = res else { break };
-        counts.read += 1;
-        match res {
-            Err(e) => bad.push(QuarantinedRow {
-                line: rec.line,
-                column: None,
-                rule: "parse",
-                reason: e.reason().to_owned(),
-                raw: rec.raw.clone(),
-            }),
-            Ok(()) if rec.fields.len() != width => bad.push(QuarantinedRow {
-                line: rec.line,
-                column: None,
-                rule: "parse",
-                reason: format!("expected {width} fields, found {}", rec.fields.len()),
-                raw: rec.raw.clone(),
-            }),
-            Ok(()) => {
-                let data = rec.data();
-                for (col, &h) in b.cols.iter_mut().zip(header_index) {
-                    let (s, e) = rec.fields[h];
-                    col.push(&data[s..e]);
-                }
-                b.push_row(rec.line, &rec.raw);
-                if b.full() {
-                    let sb = b.take(&plan.table)?;
-                    out.processed(plan.apply(&sb)?, &mut counts)?;
-                    out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+    pipelined(plan, out, |send, table| {
+        let mut r = CsvReader::new(reader, delimiter, quote, multiline);
+        let mut rec = Record::default();
+        let mut counts = Counts::default();
+        let mut b = BatchBuilder::new(header_index.len(), batch_rows);
+        let mut bad: Vec<QuarantinedRow> = Vec::new();
+        let io = |e: std::io::Error| IngestError::Source {
+            source_name: table.to_owned(),
+            message: format!("read failed: {e}"),
+        };
+        // the header was checked before any row was read
+        let _ = r.next(&mut rec).map_err(io)?;
+        loop {
+            let res = r.next(&mut rec).map_err(|e| IngestError::Source {
+                source_name: table.to_owned(),
+                message: format!("read failed after line {}: {e}", rec.line),
+            })?;
+            let Some(res) = res else { break };
+            counts.read += 1;
+            match res {
+                Err(e) => bad.push(QuarantinedRow {
+                    line: rec.line,
+                    column: None,
+                    rule: "parse",
+                    reason: e.reason().to_owned(),
+                    raw: rec.raw.clone(),
+                }),
+                Ok(()) if rec.fields.len() != width => bad.push(QuarantinedRow {
+                    line: rec.line,
+                    column: None,
+                    rule: "parse",
+                    reason: format!("expected {width} fields, found {}", rec.fields.len()),
+                    raw: rec.raw.clone(),
+                }),
+                Ok(()) => {
+                    let data = rec.data();
+                    for (col, &h) in b.cols.iter_mut().zip(header_index) {
+                        let (s, e) = rec.fields[h];
+                        col.push(&data[s..e]);
+                    }
+                    b.push_row(rec.line, &rec.raw);
+                    if b.full() {
+                        send(b.take(table)?)?;
+                        out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+                    }
                 }
             }
+            if bad.len() >= 4096 {
+                out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+            }
         }
-        if bad.len() >= 4096 {
-            out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+        if b.rows > 0 {
+            send(b.take(table)?)?;
         }
-    }
-    if b.rows > 0 {
-        let sb = b.take(&plan.table)?;
-        out.processed(plan.apply(&sb)?, &mut counts)?;
-    }
-    out.quarantine(bad, &mut counts)?;
-    Ok(counts)
+        out.quarantine(bad, &mut counts)?;
+        Ok(counts)
+    })
 }
 
 /// Ingests an NDJSON source: one JSON object per line; `known` holds every field the
@@ -271,87 +322,87 @@ pub(crate) fn ndjson(
     batch_rows: usize,
     out: &Sender,
 ) -> Result<Counts, IngestError> {
-    let mut counts = Counts::default();
     let inputs = plan.inputs.clone();
-    let mut b = BatchBuilder::new(inputs.len(), batch_rows);
-    let mut bad = Vec::new();
-    let mut line = Vec::new();
-    let mut n = 0u64;
-    let mut text = String::new();
-    loop {
-        line.clear();
-        let got = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| IngestError::Source {
-                source_name: plan.table.clone(),
-                message: format!("read failed after line {n}: {e}"),
-            })?;
-        if got == 0 {
-            break;
-        }
-        n += 1;
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        counts.read += 1;
-        let quarantine = |reason: String, column: Option<String>| QuarantinedRow {
-            line: n,
-            column,
-            rule: "parse",
-            reason,
-            raw: line.clone(),
-        };
-        let obj: serde_json::Map<String, serde_json::Value> = match std::str::from_utf8(&line) {
-            Err(_) => {
-                bad.push(quarantine("line is not valid UTF-8".into(), None));
+    pipelined(plan, out, |send, table| {
+        let mut counts = Counts::default();
+        let mut b = BatchBuilder::new(inputs.len(), batch_rows);
+        let mut bad = Vec::new();
+        let mut line = Vec::new();
+        let mut n = 0u64;
+        let mut text = String::new();
+        loop {
+            line.clear();
+            let got = reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| IngestError::Source {
+                    source_name: table.to_owned(),
+                    message: format!("read failed after line {n}: {e}"),
+                })?;
+            if got == 0 {
+                break;
+            }
+            n += 1;
+            while matches!(line.last(), Some(b'\n' | b'\r')) {
+                line.pop();
+            }
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            Ok(s) => match serde_json::from_str(s) {
-                Ok(o) => o,
-                Err(e) => {
-                    bad.push(quarantine(
-                        format!("not a JSON object (column {})", e.column()),
-                        None,
-                    ));
+            counts.read += 1;
+            let quarantine = |reason: String, column: Option<String>| QuarantinedRow {
+                line: n,
+                column,
+                rule: "parse",
+                reason,
+                raw: line.clone(),
+            };
+            let obj: serde_json::Map<String, serde_json::Value> = match std::str::from_utf8(&line) {
+                Err(_) => {
+                    bad.push(quarantine("line is not valid UTF-8".into(), None));
                     continue;
                 }
-            },
-        };
-        if let Some(k) = obj.keys().find(|k| !known.contains(*k)) {
-            bad.push(quarantine(
-                "field has no rule in the pipeline spec".into(),
-                Some(k.clone()),
-            ));
-            continue;
-        }
-        for (col, name) in b.cols.iter_mut().zip(&inputs) {
-            match obj.get(name) {
-                None | Some(serde_json::Value::Null) => col.push_null(),
-                Some(serde_json::Value::String(s)) => col.push(s.as_bytes()),
-                Some(v) => {
-                    text.clear();
-                    use std::fmt::Write;
-                    let _ = write!(text, "{v}");
-                    col.push(text.as_bytes());
+                Ok(s) => match serde_json::from_str(s) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        bad.push(quarantine(
+                            format!("not a JSON object (column {})", e.column()),
+                            None,
+                        ));
+                        continue;
+                    }
+                },
+            };
+            if let Some(k) = obj.keys().find(|k| !known.contains(*k)) {
+                bad.push(quarantine(
+                    "field has no rule in the pipeline spec".into(),
+                    Some(k.clone()),
+                ));
+                continue;
+            }
+            for (col, name) in b.cols.iter_mut().zip(&inputs) {
+                match obj.get(name) {
+                    None | Some(serde_json::Value::Null) => col.push_null(),
+                    Some(serde_json::Value::String(s)) => col.push(s.as_bytes()),
+                    Some(v) => {
+                        text.clear();
+                        use std::fmt::Write;
+                        let _ = write!(text, "{v}");
+                        col.push(text.as_bytes());
+                    }
                 }
             }
+            b.push_row(n, &line);
+            if b.full() {
+                send(b.take(table)?)?;
+                out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+            }
         }
-        b.push_row(n, &line);
-        if b.full() {
-            let sb = b.take(&plan.table)?;
-            out.processed(plan.apply(&sb)?, &mut counts)?;
-            out.quarantine(std::mem::take(&mut bad), &mut counts)?;
+        if b.rows > 0 {
+            send(b.take(table)?)?;
         }
-    }
-    if b.rows > 0 {
-        let sb = b.take(&plan.table)?;
-        out.processed(plan.apply(&sb)?, &mut counts)?;
-    }
-    out.quarantine(bad, &mut counts)?;
-    Ok(counts)
+        out.quarantine(bad, &mut counts)?;
+        Ok(counts)
+    })
 }
 
 /// De-identifies one batch of a typed (Parquet) source, rows numbered from `first_row`.

@@ -78,12 +78,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rec, agg) = (scope(record), scope(OutputPolicy::default()));
     println!("| query | record ms | aggregate ms | aggregate / record |");
     println!("| --- | ---: | ---: | ---: |");
-    for (name, sql) in QUERIES {
+    let extra = std::env::var("EXTRA_SQL").ok();
+    let all = QUERIES
+        .iter()
+        .copied()
+        .chain(extra.as_deref().map(|s| ("EXTRA_SQL", s)));
+    for (name, sql) in all {
         let mut times = [Vec::new(), Vec::new()];
         for (i, s) in [&rec, &agg].into_iter().enumerate() {
             let req = QueryRequest {
                 id: "bench".into(),
-                sql: (*sql).into(),
+                sql: sql.into(),
                 scope: s.clone(),
             };
             service.run(&req).await?; // warm-up
@@ -101,7 +106,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else {
                 &agg
             };
-            explain(&store, s, sql).await?;
+            explain(&store, s, sql, runs).await?;
         }
     }
     Ok(())
@@ -112,6 +117,7 @@ async fn explain(
     store: &Store,
     scope: &Scope,
     sql: &str,
+    runs: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     // DATAFUSION_* variables override (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS=1)
     let mut config = datafusion::prelude::SessionConfig::from_env()?;
@@ -134,7 +140,7 @@ async fn explain(
     };
     let (plan, _, _) = sdc::apply(df.logical_plan().clone(), &scope.policy, &persons)?;
     let mut times = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..runs.max(1) {
         let t = Instant::now();
         ctx.execute_logical_plan(plan.clone())
             .await?

@@ -295,6 +295,12 @@ impl QueryService {
             .with_default_catalog_and_schema("datafusion", "public");
         let opts = config.options_mut();
         opts.explain.logical_plan_only = true;
+        // Give up pre-aggregating early when it halves the rows at best: grouping by
+        // (code, person) for `count(DISTINCT person)` keeps ~65% of the rows, and
+        // shuffling them straight to the final aggregation is ~25% faster than the
+        // default (0.8) on the research query set.
+        opts.execution
+            .skip_partial_aggregation_probe_ratio_threshold = 0.5;
         opts.sql_parser.enable_ident_normalization = true;
         let state = SessionStateBuilder::new()
             .with_config(config)
