@@ -124,19 +124,28 @@ impl<R: BufRead> CsvReader<R> {
             }
             break;
         }
-        if memchr::memchr(self.quote, &rec.raw).is_none() {
+        // one pass for delimiters and quotes: a line without quotes (the common case)
+        // is split where it stands
+        let mut start = 0;
+        let mut has_quote = false;
+        for i in memchr::memchr2_iter(self.delimiter, self.quote, &rec.raw) {
+            if rec.raw[i] == self.quote {
+                has_quote = true;
+                break;
+            }
+            rec.fields.push((start, i));
+            start = i + 1;
+        }
+        if !has_quote {
             rec.quoted = false;
             if std::str::from_utf8(&rec.raw).is_err() {
+                rec.fields.clear();
                 return Ok(Some(Err(LineError::InvalidUtf8)));
-            }
-            let mut start = 0;
-            for i in memchr::memchr_iter(self.delimiter, &rec.raw) {
-                rec.fields.push((start, i));
-                start = i + 1;
             }
             rec.fields.push((start, rec.raw.len()));
             return Ok(Some(Ok(())));
         }
+        rec.fields.clear();
         rec.quoted = true;
         loop {
             match self.parse_quoted(rec) {
@@ -284,6 +293,14 @@ mod tests {
         let out = all(b"a,b\n\"line1\nline2\",x\ny,z\n", true);
         assert_eq!(out[1], (2, Ok(vec!["line1\nline2".into(), "x".into()])));
         assert_eq!(out[2], (4, Ok(vec!["y".into(), "z".into()])));
+    }
+
+    #[test]
+    fn a_quote_after_plain_fields_switches_to_the_quoted_parser() {
+        let out = all(b"p,q,\"r,s\",t\nu,v,w,\"x\"\"y\"\n", false);
+        let want = |v: &[&str]| Ok(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        assert_eq!(out[0], (1, want(&["p", "q", "r,s", "t"])));
+        assert_eq!(out[1], (2, want(&["u", "v", "w", "x\"y"])));
     }
 
     #[test]

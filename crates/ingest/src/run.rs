@@ -529,8 +529,9 @@ async fn ingest_table(
 }
 
 /// Parquet settings chosen from a table's first batch: pseudonym columns get no min/max
-/// statistics (random hex), and text columns whose values barely repeat get no
-/// dictionary (the writer would build one only to drop it at its size limit).
+/// statistics (random hex), and text, number, date and time columns whose values barely
+/// repeat get no dictionary (the writer would build one only to drop it at its size
+/// limit).
 fn tuned(
     base: &WriteOptions,
     first: &arrow_array::RecordBatch,
@@ -547,11 +548,28 @@ fn tuned(
         if pseudonyms.contains(f.name()) {
             c.statistics = Some(false);
         }
-        if col.data_type() == &arrow_schema::DataType::Utf8 && n >= 1024 {
-            let s = col.as_string::<i32>();
-            let sample = n.min(8192);
-            let distinct: HashSet<&str> = s.iter().take(sample).flatten().collect();
-            if distinct.len() * 2 > sample {
+        let sample = n.min(8192);
+        if n >= 1024 {
+            let distinct = if col.data_type() == &arrow_schema::DataType::Utf8 {
+                let s = col.as_string::<i32>();
+                s.iter()
+                    .take(sample)
+                    .flatten()
+                    .collect::<HashSet<&str>>()
+                    .len()
+            } else if let Some(w) = col.data_type().primitive_width() {
+                // numbers, dates, timestamps: distinct bit patterns of the values
+                let data = col.to_data();
+                let bytes = &data.buffers()[0].as_slice()[data.offset() * w..];
+                bytes
+                    .chunks_exact(w)
+                    .take(sample)
+                    .collect::<HashSet<&[u8]>>()
+                    .len()
+            } else {
+                0
+            };
+            if distinct * 2 > sample {
                 c.dictionary = Some(false);
             }
         }
