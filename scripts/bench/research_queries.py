@@ -40,11 +40,14 @@ QUERIES = [
     (
         "a view (demographics)",
         "SELECT age_band, sex, count(*) AS n FROM demographics GROUP BY 1, 2 ORDER BY 1, 2",
-        # DuckDB has no dhub views: the same view, written for DuckDB
-        "SELECT CASE WHEN date_diff('day', birthdate, DATE '2026-01-01') / 365.25 >= 90 THEN '90+' "
-        "ELSE CAST(CAST(floor(date_diff('day', birthdate, DATE '2026-01-01') / 3652.5) * 10 AS INT) AS VARCHAR) || '-' || "
-        "CAST(CAST(floor(date_diff('day', birthdate, DATE '2026-01-01') / 3652.5) * 10 + 9 AS INT) AS VARCHAR) END AS age_band, "
-        "gender AS sex, count(*) AS n FROM patients GROUP BY 1, 2 ORDER BY 1, 2",
+        # DuckDB has no dhub views: the same view (sql/views/demographics.sql), written for DuckDB
+        "SELECT CASE WHEN age >= 90 THEN '90+' WHEN age >= 0 THEN CASE CAST(floor(age / 10) AS INT) "
+        "WHEN 0 THEN '0-9' WHEN 1 THEN '10-19' WHEN 2 THEN '20-29' WHEN 3 THEN '30-39' WHEN 4 THEN '40-49' "
+        "WHEN 5 THEN '50-59' WHEN 6 THEN '60-69' WHEN 7 THEN '70-79' WHEN 8 THEN '80-89' END "
+        "ELSE CAST(CAST(floor(age / 10) * 10 AS INT) AS VARCHAR) || '-' || CAST(CAST(floor(age / 10) * 10 + 9 AS INT) AS VARCHAR) END AS age_band, "
+        "sex, count(*) AS n FROM (SELECT gender AS sex, "
+        "CAST(floor(date_diff('day', birthdate, DATE '2026-01-01') / 365.25) AS INT) AS age FROM patients) "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
     ),
 ]
 

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
@@ -124,7 +125,20 @@ async fn explain(
     if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
         config = config.with_target_partitions(2);
     }
-    let ctx = SessionContext::new_with_config(config);
+    let ctx = if std::env::var_os("POOL").is_some() {
+        // the service's runtime: a 1 GiB fair pool, no spilling
+        let disk = datafusion::execution::disk_manager::DiskManagerBuilder::default()
+            .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled);
+        let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+            .with_disk_manager_builder(disk)
+            .with_memory_pool(Arc::new(
+                datafusion::execution::memory_pool::FairSpillPool::new(1 << 30),
+            ))
+            .build_arc()?;
+        SessionContext::new_with_config_rt(config, rt)
+    } else {
+        SessionContext::new_with_config(config)
+    };
     let mut persons = HashMap::new();
     for (name, version) in &scope.tables {
         let Some(t) = store.table(name, Some(*version)).await? else {

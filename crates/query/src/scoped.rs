@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use datafusion::common::{DataFusionError, Result as DfResult};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use futures::StreamExt;
@@ -84,6 +85,17 @@ impl ObjectStore for ScopedStore {
     ) -> object_store::Result<GetResult> {
         self.check(location)?;
         self.inner.get_opts(location, options).await
+    }
+
+    // Forwarded so the inner store's own vectored read is used (a local file is
+    // opened once for all of a Parquet scan's column chunks, not once per range).
+    async fn get_ranges(
+        &self,
+        location: &Path,
+        ranges: &[std::ops::Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        self.check(location)?;
+        self.inner.get_ranges(location, ranges).await
     }
 
     fn delete_stream(
