@@ -55,9 +55,9 @@ for c in 1 8 32; do
 done
 echo
 echo "## research query set (record mode), $PATIENTS patients"
-"$PY" "$ROOT/scripts/bench/research_queries.py" "$DIR/dhub-data/store" http://127.0.0.1:18181 "$TOKEN" 5
+"$PY" "$ROOT/scripts/bench/research_queries.py" "$DIR/dhub-data/store" http://127.0.0.1:18181 "$TOKEN" 11
 if [ "${SDC:-}" = 1 ]; then
   echo
   echo "## the same in aggregate mode (disclosure control on)"
-  "$PY" "$ROOT/scripts/bench/research_queries.py" "$DIR/dhub-data/store" http://127.0.0.1:18181 "$(cat token-agg)" 5
+  "$PY" "$ROOT/scripts/bench/research_queries.py" "$DIR/dhub-data/store" http://127.0.0.1:18181 "$(cat token-agg)" 11
 fi

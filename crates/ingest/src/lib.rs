@@ -77,6 +77,14 @@
 //! are null. NDJSON: one object per line; a field without a rule sends its row to the
 //! quarantine. Parquet: typed columns go straight to the rules.
 //!
+//! ## Threads and memory
+//!
+//! A table's rows pass through three stages, each on its own thread so they share the
+//! machine's cores: reading and parsing into batches of `batch_rows` source columns,
+//! de-identification, and Parquet encoding and upload. Batches pass between stages
+//! through channels one or two deep, so a run holds a handful of batches and one data
+//! file under construction (up to its 128 MiB target size) whatever the input size.
+//!
 //! ## Quarantine
 //!
 //! `<quarantine>/<pipeline>/<run id>/<table>.csv` with `file,line,column,rule,reason,raw`.
