@@ -448,7 +448,22 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
 
     // 2. hidden aggregates: distinct persons, dominance flags
     let mut aggr = a.aggr_expr.clone();
-    if let Some(p) = ps.first() {
+    // A query that already counts distinct persons (through the same column) gives the
+    // exact count for free; a second aggregate would also stop DataFusion planning
+    // `count(DISTINCT …)` as a cheaper two-step group-by.
+    let reuse = ps.first().and_then(|p| {
+        a.aggr_expr.iter().position(|e| {
+            func_name(e).is_some_and(|(name, f)| {
+                name == "count"
+                    && f.params.distinct
+                    && f.params.filter.is_none()
+                    && matches!(f.params.args.as_slice(), [Expr::Column(c)] if c == p)
+            })
+        })
+    });
+    if reuse.is_some() {
+        // no hidden aggregate: the projection below names the query's own count
+    } else if let Some(p) = ps.first() {
         // Secondary suppression ranks groups by their persons, so a result with totals
         // needs the exact count; otherwise "small or not" is all the rule asks.
         let persons = if cx.out.totals {
@@ -499,8 +514,12 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     let schema = agg.schema().clone();
     let n_fields = schema.fields().len();
     let n_aggr = a.aggr_expr.len();
-    let extra = 1 + flags.len();
+    let extra = usize::from(reuse.is_none()) + flags.len();
     let first_aggr = n_fields - extra - n_aggr;
+    let persons = match reuse {
+        Some(k) => Expr::Column(Column::from(schema.qualified_field(first_aggr + k))),
+        None => col(PERSONS),
+    };
     let base = f64::from(policy.rounding);
     let mut exprs = Vec::new();
     let mut rounded = 0;
@@ -539,7 +558,7 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
                 e = Expr::Case(Case::new(
                     None,
                     vec![(
-                        Box::new(col(PERSONS).lt(lit(i64::from(policy.min_cell)))),
+                        Box::new(persons.clone().lt(lit(i64::from(policy.min_cell)))),
                         Box::new(lit(ScalarValue::try_from(f.data_type()).map_err(df)?)),
                     )],
                     Some(Box::new(e)),
@@ -557,7 +576,7 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
         exprs.push(e);
     }
     cx.out.rounded_columns = cx.out.rounded_columns.max(rounded);
-    exprs.push(col(PERSONS));
+    exprs.push(persons.alias(PERSONS));
     let dominated = flags
         .iter()
         .map(|(_, f)| cast(col(f.as_str()), arrow::datatypes::DataType::Int64))

@@ -71,7 +71,9 @@ impl Default for WriteOptions {
         Self {
             target_file_size: 128 * 1024 * 1024,
             zstd_level: 1,
-            row_group_rows: 128 * 1024,
+            // two or more row groups from 64K rows on, so a query engine can scan even a
+            // modest table (100,000 patients) on more than one core
+            row_group_rows: 64 * 1024,
             columns: HashMap::new(),
         }
     }
