@@ -10,7 +10,8 @@
 //! top aggregate is rewritten:
 //!
 //! * **persons per group**: a hidden count of distinct persons is added
-//!   ([`crate::persons`]: capped at `min_cell`, exact where totals need a ranking), through the
+//!   ([`crate::persons`]: capped at `min_cell`, exact where totals need a ranking; the
+//!   query's own `count(DISTINCT person)` when it has one), through the
 //!   tables' declared person columns (the column each ingest recorded), followed through
 //!   aliases, views, subqueries and joins, so a person is counted once across
 //!   `patients ⋈ encounters`. Groups with fewer than `min_cell` distinct persons are
