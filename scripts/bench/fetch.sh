@@ -6,12 +6,9 @@
 #
 # Needs a release build (cargo build --release -p dhub-cli) and the test venv.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT="$(pwd)"
+source "$(dirname "$0")/common.sh"
 PATIENTS="${1:-100000}"
 DIR="${BENCH_DIR:-/tmp/dhub-bench}/serve-$PATIENTS"
-DHUB="$(realpath -m "${CARGO_TARGET_DIR:-target}/release/dhub")"
-PY="${DHUB_PYTHON:-$HOME/.cache/dhub/venv/bin/python}"
 [ -f "$DIR/token-rec" ] || { echo "run scripts/bench/serve.sh $PATIENTS first" >&2; exit 1; }
 cd "$DIR"
 "$DHUB" serve --listen 127.0.0.1:18181 --flight-listen 127.0.0.1:18182 --views "$ROOT/sql/views" \

@@ -8,14 +8,9 @@
 # (./scripts/test makes it; DHUB_PYTHON overrides). Work files go to $BENCH_DIR
 # (default /tmp/dhub-bench; the full sample is about 30 GB while it is generated).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+source "$(dirname "$0")/common.sh"
 PATIENTS="${1:-230000}"
 DIR="${BENCH_DIR:-/tmp/dhub-bench}"
-TARGET="${CARGO_TARGET_DIR:-target}"
-DHUB="$(realpath -m "$TARGET/release/dhub")"
-ROOT="$(pwd)"
-PY="${DHUB_PYTHON:-$HOME/.cache/dhub/venv/bin/python}"
-[ -x "$DHUB" ] || { echo "build first: cargo build --release -p dhub-cli" >&2; exit 1; }
 mkdir -p "$DIR"
 SRC="$DIR/src"
 if [ ! -s "$SRC/encounters.csv" ]; then

@@ -8,6 +8,7 @@ Prints a Markdown table: query, dhub ms, DuckDB ms, ratio; and checks the answer
 """
 
 import json
+import pathlib
 import statistics
 import sys
 import time
@@ -16,39 +17,11 @@ import urllib.request
 import deltalake
 import duckdb
 
+# The query set, shared with `cargo run -p dhub-query --example research_set`: name, SQL
+# for dhub, and (where dhub's views do not exist in DuckDB) the same query for DuckDB.
 QUERIES = [
-    (
-        "counts by class and year",
-        "SELECT encounterclass, CAST(date_part('year', start) AS BIGINT) AS y, count(*) AS n FROM encounters GROUP BY 1, 2 ORDER BY 1, 2",
-        None,
-    ),
-    (
-        "distinct patients per code",
-        "SELECT code, count(DISTINCT patient) AS people FROM conditions GROUP BY code ORDER BY people DESC, code LIMIT 50",
-        None,
-    ),
-    (
-        "patients join encounters",
-        "SELECT p.gender, p.race, count(*) AS encounters, count(DISTINCT e.patient) AS people FROM patients p JOIN encounters e ON e.patient = p.id GROUP BY 1, 2 ORDER BY 1, 2",
-        None,
-    ),
-    (
-        "window and percentile",
-        "SELECT encounterclass, n, rank() OVER (ORDER BY n DESC) AS r, med FROM (SELECT encounterclass, count(*) AS n, median(total_claim_cost) AS med FROM encounters GROUP BY encounterclass) ORDER BY r, encounterclass",
-        None,
-    ),
-    (
-        "a view (demographics)",
-        "SELECT age_band, sex, count(*) AS n FROM demographics GROUP BY 1, 2 ORDER BY 1, 2",
-        # DuckDB has no dhub views: the same view (sql/views/demographics.sql), written for DuckDB
-        "SELECT CASE WHEN age >= 90 THEN '90+' WHEN age >= 0 THEN CASE CAST(floor(age / 10) AS INT) "
-        "WHEN 0 THEN '0-9' WHEN 1 THEN '10-19' WHEN 2 THEN '20-29' WHEN 3 THEN '30-39' WHEN 4 THEN '40-49' "
-        "WHEN 5 THEN '50-59' WHEN 6 THEN '60-69' WHEN 7 THEN '70-79' WHEN 8 THEN '80-89' END "
-        "ELSE CAST(CAST(floor(age / 10) * 10 AS INT) AS VARCHAR) || '-' || CAST(CAST(floor(age / 10) * 10 + 9 AS INT) AS VARCHAR) END AS age_band, "
-        "sex, count(*) AS n FROM (SELECT gender AS sex, "
-        "CAST(floor(date_diff('day', birthdate, DATE '2026-01-01') / 365.25) AS INT) AS age FROM patients) "
-        "GROUP BY 1, 2 ORDER BY 1, 2",
-    ),
+    (q["name"], q["sql"], q.get("duckdb_sql"))
+    for q in json.loads((pathlib.Path(__file__).parent / "research_queries.json").read_text())
 ]
 
 

@@ -9,12 +9,9 @@
 #
 # Needs a release build (cargo build --release -p dhub-cli), the test venv and wrk.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-ROOT="$(pwd)"
+source "$(dirname "$0")/common.sh"
 PATIENTS="${1:-100000}"
 DIR="${BENCH_DIR:-/tmp/dhub-bench}/serve-$PATIENTS"
-DHUB="$(realpath -m "${CARGO_TARGET_DIR:-target}/release/dhub")"
-PY="${DHUB_PYTHON:-$HOME/.cache/dhub/venv/bin/python}"
 command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)" >&2; exit 1; }
 mkdir -p "$DIR"
 cd "$DIR"

@@ -223,7 +223,11 @@ fn pipelined(
                 }
                 Ok(c)
             })
-            .map_err(|e| IngestError::Internal(format!("cannot start a thread: {e}")))?;
+            .map_err(|e| {
+                IngestError::Internal(format!(
+                    "cannot start the de-identification thread ({e}); the machine is out of threads or memory: stop other jobs and run again"
+                ))
+            })?;
         let produced = {
             let mut send = |sb: SourceBatch| {
                 tx.send(sb).map_err(|_| {

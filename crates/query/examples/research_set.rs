@@ -10,12 +10,12 @@
 //! With `EXPLAIN=1` it also runs each query (as rewritten for aggregate mode, or as
 //! written with `RECORD=1`) in a plain session whose settings come from `DATAFUSION_*`
 //! variables, and prints the time and `EXPLAIN ANALYZE`: for trying engine settings.
+//! `EXTRA_SQL='SELECT …'` adds one query of your own to the set.
 
 #![allow(clippy::print_stdout)] // a benchmark prints its table
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use datafusion::prelude::SessionContext;
@@ -23,28 +23,14 @@ use dhub_govern::{Approval, Mode, OutputPolicy};
 use dhub_query::{Limits, QueryRequest, QueryService, Scope, load_views, sdc};
 use dhub_store::Store;
 
-const QUERIES: &[(&str, &str)] = &[
-    (
-        "counts by class and year",
-        "SELECT encounterclass, CAST(date_part('year', start) AS BIGINT) AS y, count(*) AS n FROM encounters GROUP BY 1, 2 ORDER BY 1, 2",
-    ),
-    (
-        "distinct patients per code",
-        "SELECT code, count(DISTINCT patient) AS people FROM conditions GROUP BY code ORDER BY people DESC, code LIMIT 50",
-    ),
-    (
-        "patients join encounters",
-        "SELECT p.gender, p.race, count(*) AS encounters, count(DISTINCT e.patient) AS people FROM patients p JOIN encounters e ON e.patient = p.id GROUP BY 1, 2 ORDER BY 1, 2",
-    ),
-    (
-        "window and percentile",
-        "SELECT encounterclass, n, rank() OVER (ORDER BY n DESC) AS r, med FROM (SELECT encounterclass, count(*) AS n, median(total_claim_cost) AS med FROM encounters GROUP BY encounterclass) ORDER BY r, encounterclass",
-    ),
-    (
-        "a view (demographics)",
-        "SELECT age_band, sex, count(*) AS n FROM demographics GROUP BY 1, 2 ORDER BY 1, 2",
-    ),
-];
+/// The query set, shared with scripts/bench/research_queries.py.
+const QUERIES: &str = include_str!("../../../scripts/bench/research_queries.json");
+
+#[derive(serde::Deserialize)]
+struct Query {
+    name: String,
+    sql: String,
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -79,17 +65,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rec, agg) = (scope(record), scope(OutputPolicy::default()));
     println!("| query | record ms | aggregate ms | aggregate / record |");
     println!("| --- | ---: | ---: | ---: |");
-    let extra = std::env::var("EXTRA_SQL").ok();
-    let all = QUERIES
-        .iter()
-        .copied()
-        .chain(extra.as_deref().map(|s| ("EXTRA_SQL", s)));
-    for (name, sql) in all {
+    let mut queries: Vec<Query> = serde_json::from_str(QUERIES)?;
+    if let Ok(sql) = std::env::var("EXTRA_SQL") {
+        queries.push(Query {
+            name: "EXTRA_SQL".into(),
+            sql,
+        });
+    }
+    for Query { name, sql } in &queries {
         let mut times = [Vec::new(), Vec::new()];
         for (i, s) in [&rec, &agg].into_iter().enumerate() {
             let req = QueryRequest {
                 id: "bench".into(),
-                sql: sql.into(),
+                sql: sql.clone(),
                 scope: s.clone(),
             };
             service.run(&req).await?; // warm-up
@@ -125,20 +113,7 @@ async fn explain(
     if std::env::var_os("DATAFUSION_EXECUTION_TARGET_PARTITIONS").is_none() {
         config = config.with_target_partitions(2);
     }
-    let ctx = if std::env::var_os("POOL").is_some() {
-        // the service's runtime: a 1 GiB fair pool, no spilling
-        let disk = datafusion::execution::disk_manager::DiskManagerBuilder::default()
-            .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled);
-        let rt = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
-            .with_disk_manager_builder(disk)
-            .with_memory_pool(Arc::new(
-                datafusion::execution::memory_pool::FairSpillPool::new(1 << 30),
-            ))
-            .build_arc()?;
-        SessionContext::new_with_config_rt(config, rt)
-    } else {
-        SessionContext::new_with_config(config)
-    };
+    let ctx = SessionContext::new_with_config(config);
     let mut persons = HashMap::new();
     for (name, version) in &scope.tables {
         let Some(t) = store.table(name, Some(*version)).await? else {

@@ -75,9 +75,7 @@ impl AggregateUDFImpl for Persons {
         Ok(ScalarValue::Int64(Some(0)))
     }
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(One {
-            groups: Groups::new(self.cap),
-        }))
+        Ok(Box::new(One::new(self.cap)))
     }
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![state_field()])
@@ -285,32 +283,51 @@ impl GroupsAccumulator for Groups {
     }
 }
 
-/// The same for an aggregate without groups (one group).
+/// The same for an aggregate without groups: group 0 of a [`Groups`] of one.
 #[derive(Debug)]
 struct One {
     groups: Groups,
+    /// Group index 0 for every row of a batch, kept between batches.
+    zeros: Vec<usize>,
+}
+
+impl One {
+    fn new(cap: usize) -> Self {
+        let mut groups = Groups::new(cap);
+        groups.sets.push(Vec::new());
+        Self {
+            groups,
+            zeros: Vec::new(),
+        }
+    }
+
+    /// Makes `zeros` at least `n` long.
+    fn zeros(&mut self, n: usize) {
+        if self.zeros.len() < n {
+            self.zeros.resize(n, 0);
+        }
+    }
 }
 
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let n = values[0].len();
-        self.groups.sets.resize_with(1, Vec::new);
-        self.groups.add(&values[0], &vec![0; n], None)
+        self.zeros(n);
+        self.groups.add(&values[0], &self.zeros[..n], None)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let n = self.groups.sets.first().map_or(0, Vec::len);
+        let n = self.groups.sets[0].len();
         Ok(ScalarValue::Int64(Some(
             i64::try_from(n).unwrap_or(i64::MAX),
         )))
     }
 
     fn size(&self) -> usize {
-        self.groups.size()
+        self.groups.size() + self.zeros.capacity() * std::mem::size_of::<usize>()
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.groups.sets.resize_with(1, Vec::new);
         let list = Groups::lists(&self.groups.sets)?;
         Ok(vec![ScalarValue::List(Arc::new(
             list.as_list::<i32>().clone(),
@@ -319,8 +336,8 @@ impl Accumulator for One {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let n = states[0].len();
-        self.groups.sets.resize_with(1, Vec::new);
-        self.groups.merge(&states[0], &vec![0; n])
+        self.zeros(n);
+        self.groups.merge(&states[0], &self.zeros[..n])
     }
 }
 

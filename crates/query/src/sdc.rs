@@ -462,25 +462,26 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
             })
         })
     });
-    if reuse.is_some() {
+    match (reuse, ps.first()) {
         // no hidden aggregate: the projection below names the query's own count
-    } else if let Some(p) = ps.first() {
-        // Secondary suppression ranks groups by their persons, so a result with totals
-        // needs the exact count; otherwise "small or not" is all the rule asks.
-        let persons = if cx.out.totals {
-            datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(p.clone()))
-        } else {
-            Arc::new(crate::persons::udaf(policy.min_cell)).call(vec![Expr::Column(p.clone())])
-        };
-        aggr.push(persons.alias(PERSONS));
-    } else {
-        aggr.push(
+        (Some(_), _) => {}
+        (None, Some(p)) => {
+            // Secondary suppression ranks groups by their persons, so a result with
+            // totals needs the exact count; otherwise "small or not" is all the rule asks.
+            let persons = if cx.out.totals {
+                datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(p.clone()))
+            } else {
+                Arc::new(crate::persons::udaf(policy.min_cell)).call(vec![Expr::Column(p.clone())])
+            };
+            aggr.push(persons.alias(PERSONS));
+        }
+        (None, None) => aggr.push(
             cast(
                 lit(ScalarValue::Int64(None)),
                 arrow::datatypes::DataType::Int64,
             )
             .alias(PERSONS),
-        );
+        ),
     }
     let dominance_on = policy.dominance_k < 1.0 || policy.p_ratio > 0.0;
     let mut flags: Vec<(usize, String)> = Vec::new(); // aggregate index -> flag name
