@@ -202,7 +202,26 @@ pub struct QueryService {
     views: Vec<View>,
     limits: Limits,
     cache: Mutex<HashMap<(String, u64), Arc<Loaded>>>,
+    /// The object stores research sessions may read: the store's own URL only. Shared
+    /// by every session (what Delta registers in it is the same store each time).
+    registry: Arc<crate::scoped::ScopedRegistry>,
+    /// One immutable session template per scope (granted tables at their versions):
+    /// functions, tables and planned views. A request's session is a copy of it with a
+    /// runtime of its own (memory pool); nothing a request may run changes a session
+    /// (the guard refuses DDL, DML and `SET`), so sharing the catalog is safe.
+    templates: Mutex<HashMap<BTreeMap<String, u64>, Arc<Template>>>,
 }
+
+/// A scope's session template (see [`QueryService`]).
+struct Template {
+    state: datafusion::execution::SessionState,
+    views: Vec<String>,
+    persons: HashMap<String, Option<String>>,
+}
+
+/// Templates kept at most (scopes are projects × releases: few); past this the cache
+/// starts again.
+const MAX_TEMPLATES: usize = 256;
 
 impl std::fmt::Debug for QueryService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,10 +236,12 @@ impl QueryService {
     /// A service over `store` with `views` and `limits`.
     pub fn new(store: Store, views: Vec<View>, limits: Limits) -> Self {
         Self {
+            registry: Arc::new(crate::scoped::ScopedRegistry::new(store.url())),
             store,
             views,
             limits,
             cache: Mutex::new(HashMap::new()),
+            templates: Mutex::new(HashMap::new()),
         }
     }
 
@@ -272,23 +293,49 @@ impl QueryService {
         Ok(loaded)
     }
 
-    /// A fresh session holding only `scope`'s tables and the views over them.
+    /// A fresh session holding only `scope`'s tables and the views over them: a copy of
+    /// the scope's template with a runtime (memory pool) of its own.
     async fn session(
         &self,
         scope: &Scope,
     ) -> Result<(SessionContext, Vec<String>, HashMap<String, Option<String>>), QueryError> {
-        let registry = Arc::new(crate::scoped::ScopedRegistry::new(self.store.url()));
+        let template = self.template(scope).await?;
+        let state = SessionStateBuilder::new_from_existing(template.state.clone())
+            .with_runtime_env(self.runtime()?)
+            .build();
+        Ok((
+            SessionContext::new_with_state(state),
+            template.views.clone(),
+            template.persons.clone(),
+        ))
+    }
+
+    /// A runtime for one session: the shared, scoped object-store registry, no disk,
+    /// and a memory pool of the query limit.
+    fn runtime(&self) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>, QueryError> {
         // No spilling to disk: a query that needs more than its memory limit fails
         // cleanly. (DataFusion 55's out-of-memory fallback for nested-loop joins returns
         // wrong results: a 3-way cross join counted 0 rows under a 64 MiB pool.)
         let disk = datafusion::execution::disk_manager::DiskManagerBuilder::default()
             .with_mode(datafusion::execution::disk_manager::DiskManagerMode::Disabled);
-        let runtime = RuntimeEnvBuilder::new()
-            .with_object_store_registry(registry)
+        RuntimeEnvBuilder::new()
+            .with_object_store_registry(self.registry.clone())
             .with_disk_manager_builder(disk)
             .with_memory_pool(Arc::new(FairSpillPool::new(self.limits.memory_bytes)))
             .build_arc()
-            .map_err(|e| QueryError::internal(e.to_string()))?;
+            .map_err(|e| QueryError::internal(e.to_string()))
+    }
+
+    /// `scope`'s session template, built on first use.
+    async fn template(&self, scope: &Scope) -> Result<Arc<Template>, QueryError> {
+        let lock = || {
+            self.templates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(t) = lock().get(&scope.tables) {
+            return Ok(t.clone());
+        }
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_target_partitions(2)
@@ -304,7 +351,7 @@ impl QueryService {
         opts.sql_parser.enable_ident_normalization = true;
         let state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(runtime)
+            .with_runtime_env(self.runtime()?)
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -333,7 +380,17 @@ impl QueryService {
                 views.push(v.name.clone());
             }
         }
-        Ok((ctx, views, persons))
+        let template = Arc::new(Template {
+            state: ctx.state(),
+            views,
+            persons,
+        });
+        let mut templates = lock();
+        if templates.len() >= MAX_TEMPLATES {
+            templates.clear();
+        }
+        templates.insert(scope.tables.clone(), template.clone());
+        Ok(template)
     }
 
     /// The tables and views `scope` may query, with their columns.
