@@ -9,10 +9,13 @@
 //!    exactly one read-only query (or `EXPLAIN` of one), bounded in size, naming only
 //!    the project's tables and views.
 //! 2. **Session** ([`QueryService`]): a fresh DataFusion session per request, holding
-//!    only the project's granted tables (Delta providers at the release's versions,
-//!    cached across requests) and the curated views of `sql/views`; an object-store
-//!    registry that reaches only the research store, read-only ([`scoped`]); a memory
-//!    pool; `repeat`/`lpad`/`rpad` capped ([`caps`]).
+//!    only the project's granted tables (Delta providers at the release's versions)
+//!    and the curated views of `sql/views`; an object-store registry that reaches only
+//!    the research store, read-only ([`scoped`]); a memory pool of its own;
+//!    `repeat`/`lpad`/`rpad` capped ([`caps`]). Each request's session is a copy of an
+//!    immutable template built once per scope (granted tables at their versions), so
+//!    table metadata and planned views are reused and nothing one request does (the
+//!    guard admits no `SET` or DDL) reaches another.
 //! 3. **Policy** ([`sdc`]): output disclosure control on the logical plan, and a
 //!    disclosure record of what was applied.
 //! 4. **Limits**: time, memory, result rows and bytes; each query runs in a separate
