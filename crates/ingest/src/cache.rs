@@ -27,6 +27,10 @@ pub struct CachedPseudonymiser {
     enabled: bool,
     rows: u64,
     hits: u64,
+    /// The previous row's raw value and outcome: event tables come grouped by patient,
+    /// so a value often repeats on the next row, found without hashing it.
+    last: Vec<u8>,
+    last_memo: Option<Memo>,
 }
 
 impl std::fmt::Debug for CachedPseudonymiser {
@@ -49,6 +53,8 @@ impl CachedPseudonymiser {
             enabled: true,
             rows: 0,
             hits: 0,
+            last: Vec::new(),
+            last_memo: None,
         }
     }
 
@@ -60,6 +66,7 @@ impl CachedPseudonymiser {
         let p = self.p.clone();
         let format = self.format;
         let memo = &mut self.memo;
+        let (last, last_memo) = (&mut self.last, &mut self.last_memo);
         let (mut rows, mut hits) = (0u64, 0u64);
         let out = p.pseudonymise_with(input, format, &mut |raw: &[u8],
                                                            compute: &mut dyn FnMut()
@@ -68,15 +75,26 @@ impl CachedPseudonymiser {
             Reason,
         >| {
             rows += 1;
-            if let Some(v) = memo.get(raw) {
+            if let Some(v) = last_memo
+                && raw == last.as_slice()
+            {
                 hits += 1;
                 return *v;
             }
-            let v = compute();
-            if memo.len() >= MAX_ENTRIES {
-                memo.clear();
-            }
-            memo.insert(raw.into(), v);
+            let v = if let Some(v) = memo.get(raw) {
+                hits += 1;
+                *v
+            } else {
+                let v = compute();
+                if memo.len() >= MAX_ENTRIES {
+                    memo.clear();
+                }
+                memo.insert(raw.into(), v);
+                v
+            };
+            last.clear();
+            last.extend_from_slice(raw);
+            *last_memo = Some(v);
             v
         });
         self.rows += rows;
@@ -87,5 +105,39 @@ impl CachedPseudonymiser {
             self.memo = HashMap::default();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::StringArray;
+    use dhub_deid::MasterKey;
+
+    #[test]
+    fn memo_and_repeat_shortcut_give_the_plain_pseudonyms() {
+        let p = Arc::new(Pseudonymiser::new(&MasterKey::from_bytes([7u8; 32]), "person").unwrap());
+        let mut cached = CachedPseudonymiser::new(p.clone(), IdFormat::Text);
+        // runs, returns to earlier values, blanks and nulls, over several batches
+        let batches = [
+            vec![Some("a"), Some("a"), Some("b"), Some("a"), None, Some("a")],
+            vec![
+                Some("a"),
+                Some(""),
+                Some("c"),
+                Some("c"),
+                Some("b"),
+                Some("b"),
+            ],
+            vec![None, None, Some("b"), Some("a")],
+        ];
+        for values in batches {
+            let input = StringArray::from(values);
+            let got = cached.pseudonymise(&input).unwrap();
+            let want = p.pseudonymise(&input, IdFormat::Text).unwrap();
+            assert_eq!(got.array.as_ref(), want.array.as_ref());
+            assert_eq!(got.failures.len(), want.failures.len());
+        }
+        assert!(cached.hits > 0);
     }
 }

@@ -2,8 +2,22 @@
 //! invalid UTF-8, unterminated quote) is reported with its line number and never
 //! swallows the lines after it. Quoted fields may contain the delimiter and doubled
 //! quotes; they may span lines only when the spec sets `multiline = true`.
+//!
+//! The input is read in large blocks ([`BLOCK`] bytes) that records point into: a
+//! record's raw bytes are never copied out of its block, so a batch can keep its rows'
+//! raw lines for the quarantine by holding the blocks they lie in ([`Record::block`]).
+//! Blocks nobody holds any more are reused, so a long ingest stops allocating.
 
-use std::io::BufRead;
+use std::io::Read;
+
+use arrow_buffer::Buffer;
+
+/// Bytes read from the input at a time (a record longer than this gets a larger block).
+pub const BLOCK: usize = 4 << 20;
+
+/// Retired blocks kept for reuse (a batch in flight holds a few; they come back once
+/// its rows are written).
+const POOL: usize = 32;
 
 /// Why a line is not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +41,15 @@ impl LineError {
     }
 }
 
-/// One record: its fields as ranges into [`Record::data`].
+/// One record: its raw line(s) in a block of the input, and its fields as ranges into
+/// [`Record::data`].
 #[derive(Debug, Default)]
 pub struct Record {
-    /// The raw bytes of the record's line(s), without the line ending.
-    pub raw: Vec<u8>,
-    /// The unescaped field bytes (equal to `raw` when the line has no quotes).
+    block: Buffer,
+    block_id: u64,
+    start: usize,
+    end: usize,
+    /// The unescaped field bytes (used instead of the raw line when it has quotes).
     unescaped: Vec<u8>,
     quoted: bool,
     /// Field ranges into `data()`.
@@ -42,12 +59,23 @@ pub struct Record {
 }
 
 impl Record {
+    /// The raw bytes of the record's line(s), without the final line ending.
+    pub fn raw(&self) -> &[u8] {
+        &self.block[self.start..self.end]
+    }
+
+    /// The block holding the record, its id (the same id is the same block) and the
+    /// record's byte range in it.
+    pub fn block(&self) -> (&Buffer, u64, usize, usize) {
+        (&self.block, self.block_id, self.start, self.end)
+    }
+
     /// The bytes the field ranges point into.
     pub fn data(&self) -> &[u8] {
         if self.quoted {
             &self.unescaped
         } else {
-            &self.raw
+            self.raw()
         }
     }
 
@@ -58,7 +86,7 @@ impl Record {
     }
 }
 
-/// Reads CSV records line by line.
+/// Reads CSV records line by line, out of large blocks of the input.
 #[derive(Debug)]
 pub struct CsvReader<R> {
     r: R,
@@ -67,9 +95,23 @@ pub struct CsvReader<R> {
     multiline: bool,
     line: u64,
     bytes: u64,
+    /// The current block (`block[..]` is all data read into it).
+    block: Buffer,
+    block_id: u64,
+    /// Next unread byte of `block`.
+    pos: usize,
+    /// Start of the record being read: a refill keeps everything from here.
+    mark: usize,
+    eof: bool,
+    /// Retired blocks, reused once nothing else holds them.
+    pool: Vec<Buffer>,
+    /// Bytes read at a time.
+    block_size: usize,
+    /// Blocks allocated (not reused) so far.
+    allocated: u64,
 }
 
-impl<R: BufRead> CsvReader<R> {
+impl<R: Read> CsvReader<R> {
     /// A reader over `r`.
     pub fn new(r: R, delimiter: u8, quote: u8, multiline: bool) -> Self {
         Self {
@@ -79,7 +121,27 @@ impl<R: BufRead> CsvReader<R> {
             multiline,
             line: 0,
             bytes: 0,
+            block: Buffer::from_vec(Vec::<u8>::new()),
+            block_id: 0,
+            pos: 0,
+            mark: 0,
+            eof: false,
+            pool: Vec::new(),
+            block_size: BLOCK,
+            allocated: 0,
         }
+    }
+
+    /// Blocks allocated so far (the rest were reused).
+    pub fn blocks_allocated(&self) -> u64 {
+        self.allocated
+    }
+
+    /// Reads `n` bytes at a time instead of [`BLOCK`] (tests use tiny blocks to put
+    /// records across block boundaries).
+    pub fn with_block_size(mut self, n: usize) -> Self {
+        self.block_size = n.max(1);
+        self
     }
 
     /// Bytes consumed so far.
@@ -87,62 +149,146 @@ impl<R: BufRead> CsvReader<R> {
         self.bytes
     }
 
-    /// Reads the next physical line into `buf` (without its line ending). `false` at EOF.
-    fn read_line(&mut self, buf: &mut Vec<u8>) -> std::io::Result<bool> {
-        let start = buf.len();
-        let n = self.r.read_until(b'\n', buf)?;
-        if n == 0 {
+    /// An empty buffer of at least `need` bytes: a retired block nobody holds any
+    /// more, or a new one.
+    fn fresh(&mut self, need: usize) -> Vec<u8> {
+        let mut i = 0;
+        while i < self.pool.len() {
+            let b = self.pool.swap_remove(i);
+            match b.into_vec::<u8>() {
+                Ok(mut v) if v.capacity() >= need => {
+                    v.clear();
+                    return v;
+                }
+                Ok(_) => {} // too small for this record: let it go
+                Err(b) => {
+                    // still in a batch: keep it for later
+                    self.pool.push(b);
+                    let last = self.pool.len() - 1;
+                    self.pool.swap(i, last);
+                    i += 1;
+                }
+            }
+        }
+        self.allocated += 1;
+        Vec::with_capacity(need)
+    }
+
+    /// Reads more input into a new block that starts with the unread record (from
+    /// `mark`). `false` at end of input.
+    fn refill(&mut self) -> std::io::Result<bool> {
+        if self.eof {
             return Ok(false);
         }
-        self.bytes += n as u64;
-        self.line += 1;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
+        let tail = self.block.len() - self.mark;
+        let need = self.block_size.max(tail * 2);
+        let mut v = self.fresh(need);
+        v.extend_from_slice(&self.block[self.mark..]);
+        let room = v.capacity() - v.len();
+        // `read_to_end` reads into the spare capacity without zeroing it first
+        let got = (&mut self.r).take(room as u64).read_to_end(&mut v)?;
+        if got == 0 {
+            self.eof = true;
         }
-        if buf.len() > start && buf.last() == Some(&b'\r') {
-            buf.pop();
+        let old = std::mem::replace(&mut self.block, Buffer::from_vec(v));
+        if self.pool.len() < POOL && old.capacity() >= self.block_size {
+            self.pool.push(old);
         }
-        Ok(true)
+        self.block_id += 1;
+        self.pos -= self.mark;
+        self.mark = 0;
+        Ok(got > 0)
+    }
+
+    /// The next physical line as a range of the block (without its line ending), from
+    /// `pos`. `None` at end of input.
+    fn read_line(&mut self) -> std::io::Result<Option<(usize, usize)>> {
+        let mut searched = self.pos;
+        loop {
+            if let Some(k) = memchr::memchr(b'\n', &self.block[searched..]) {
+                let nl = searched + k;
+                let start = self.pos;
+                self.bytes += (nl + 1 - start) as u64;
+                self.pos = nl + 1;
+                self.line += 1;
+                let end = if nl > start && self.block[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
+                return Ok(Some((start, end)));
+            }
+            let before = self.pos;
+            searched = self.block.len();
+            if !self.refill()? {
+                // end of input: the last line may lack its line ending
+                if self.pos == self.block.len() {
+                    return Ok(None);
+                }
+                let start = self.pos;
+                let mut end = self.block.len();
+                self.bytes += (end - start) as u64;
+                self.pos = end;
+                self.line += 1;
+                if end > start && self.block[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                return Ok(Some((start, end)));
+            }
+            // the block moved: positions shifted by what was dropped before `mark`
+            searched -= before - self.pos;
+        }
+    }
+
+    /// Points `rec` at `start..end` of the current block.
+    fn set_raw(&self, rec: &mut Record, start: usize, end: usize) {
+        if rec.block_id != self.block_id || rec.block.is_empty() {
+            rec.block = self.block.clone();
+            rec.block_id = self.block_id;
+        }
+        rec.start = start;
+        rec.end = end;
     }
 
     /// Reads the next record into `rec`. Returns `Ok(None)` at end of input,
     /// `Ok(Some(Err(e)))` for a malformed line (its raw bytes and line number are in
     /// `rec`), `Ok(Some(Ok(())))` for a record. Blank lines are skipped.
     pub fn next(&mut self, rec: &mut Record) -> std::io::Result<Option<Result<(), LineError>>> {
-        loop {
-            rec.raw.clear();
-            rec.fields.clear();
-            if !self.read_line(&mut rec.raw)? {
+        rec.fields.clear();
+        let (mut start, end) = loop {
+            self.mark = self.pos;
+            let Some((s, e)) = self.read_line()? else {
                 return Ok(None);
+            };
+            if e > s {
+                break (s, e);
             }
-            rec.line = self.line;
-            if rec.raw.is_empty() {
-                continue;
-            }
-            if rec.line == 1 && rec.raw.starts_with(b"\xEF\xBB\xBF") {
-                rec.raw.drain(..3);
-            }
-            break;
+        };
+        rec.line = self.line;
+        if rec.line == 1 && self.block[start..end].starts_with(b"\xEF\xBB\xBF") {
+            start += 3;
         }
+        self.set_raw(rec, start, end);
         // one pass for delimiters and quotes: a line without quotes (the common case)
         // is split where it stands
-        let mut start = 0;
+        let raw = &self.block[start..end];
+        let mut from = 0;
         let mut has_quote = false;
-        for i in memchr::memchr2_iter(self.delimiter, self.quote, &rec.raw) {
-            if rec.raw[i] == self.quote {
+        for i in memchr::memchr2_iter(self.delimiter, self.quote, raw) {
+            if raw[i] == self.quote {
                 has_quote = true;
                 break;
             }
-            rec.fields.push((start, i));
-            start = i + 1;
+            rec.fields.push((from, i));
+            from = i + 1;
         }
         if !has_quote {
             rec.quoted = false;
-            if std::str::from_utf8(&rec.raw).is_err() {
+            if std::str::from_utf8(raw).is_err() {
                 rec.fields.clear();
                 return Ok(Some(Err(LineError::InvalidUtf8)));
             }
-            rec.fields.push((start, rec.raw.len()));
+            rec.fields.push((from, raw.len()));
             return Ok(Some(Ok(())));
         }
         rec.fields.clear();
@@ -150,16 +296,20 @@ impl<R: BufRead> CsvReader<R> {
         loop {
             match self.parse_quoted(rec) {
                 Err(LineError::UnterminatedQuote) if self.multiline => {
-                    rec.raw.push(b'\n');
-                    if !self.read_line(&mut rec.raw)? {
+                    // the record goes on: take the next line too (a refill keeps the
+                    // record's start, at `mark`)
+                    let offset = rec.start - self.mark;
+                    let Some((_, e)) = self.read_line()? else {
                         return Ok(Some(Err(LineError::UnterminatedQuote)));
-                    }
+                    };
+                    let s = self.mark + offset;
+                    self.set_raw(rec, s, e);
                 }
                 Err(e) => return Ok(Some(Err(e))),
                 Ok(()) => break,
             }
         }
-        if std::str::from_utf8(&rec.raw).is_err() {
+        if std::str::from_utf8(rec.raw()).is_err() {
             return Ok(Some(Err(LineError::InvalidUtf8)));
         }
         Ok(Some(Ok(())))
@@ -168,7 +318,7 @@ impl<R: BufRead> CsvReader<R> {
     fn parse_quoted(&self, rec: &mut Record) -> Result<(), LineError> {
         rec.unescaped.clear();
         rec.fields.clear();
-        let raw = &rec.raw;
+        let raw = &rec.block[rec.start..rec.end];
         let (d, q) = (self.delimiter, self.quote);
         let mut i = 0;
         let n = raw.len();
@@ -229,7 +379,24 @@ mod tests {
     use super::*;
 
     fn all(text: &[u8], multiline: bool) -> Vec<(u64, Result<Vec<String>, LineError>)> {
-        let mut r = CsvReader::new(text, b',', b'"', multiline);
+        let whole = all_in_blocks(text, multiline, BLOCK);
+        // the same records whatever the block size: every record across a boundary
+        for block in [1, 2, 3, 5, 8, 13] {
+            assert_eq!(
+                all_in_blocks(text, multiline, block),
+                whole,
+                "block size {block}"
+            );
+        }
+        whole
+    }
+
+    fn all_in_blocks(
+        text: &[u8],
+        multiline: bool,
+        block: usize,
+    ) -> Vec<(u64, Result<Vec<String>, LineError>)> {
+        let mut r = CsvReader::new(text, b',', b'"', multiline).with_block_size(block);
         let mut rec = Record::default();
         let mut out = Vec::new();
         while let Some(res) = r.next(&mut rec).unwrap() {
@@ -301,6 +468,79 @@ mod tests {
         let want = |v: &[&str]| Ok(v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
         assert_eq!(out[0], (1, want(&["p", "q", "r,s", "t"])));
         assert_eq!(out[1], (2, want(&["u", "v", "w", "x\"y"])));
+    }
+
+    #[test]
+    fn raw_lines_and_byte_counts_survive_block_boundaries() {
+        // a pseudo-random mix of plain, quoted, escaped, multi-line, blank and CRLF
+        // lines, read whole and in blocks of every small size
+        let mut text = Vec::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..300 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let line: &[u8] = match x % 7 {
+                0 => b"plain,fields,here",
+                1 => b"\"quoted, with comma\",x,\"y\"\"z\"",
+                2 => b"\"two\nlines\",a,b",
+                3 => b"",
+                4 => b"crlf,line,end\r",
+                5 => b"\"open,unterminated",
+                _ => b"a,b,\"c\"d",
+            };
+            text.extend_from_slice(line);
+            if i % 11 == 0 {
+                text.extend_from_slice(&vec![b'w'; (x % 40) as usize]);
+            }
+            text.push(b'\n');
+        }
+        for multiline in [false, true] {
+            let mut whole = CsvReader::new(&text[..], b',', b'"', multiline);
+            let mut want = Vec::new();
+            let mut rec = Record::default();
+            while let Some(res) = whole.next(&mut rec).unwrap() {
+                want.push((rec.line, rec.raw().to_vec(), res.is_ok(), rec.fields.len()));
+            }
+            assert!(want.len() > 100);
+            assert_eq!(whole.bytes_read(), text.len() as u64);
+            for block in 1..=24 {
+                let mut r = CsvReader::new(&text[..], b',', b'"', multiline).with_block_size(block);
+                let mut got = Vec::new();
+                while let Some(res) = r.next(&mut rec).unwrap() {
+                    got.push((rec.line, rec.raw().to_vec(), res.is_ok(), rec.fields.len()));
+                }
+                assert_eq!(got, want, "block size {block}, multiline {multiline}");
+                assert_eq!(r.bytes_read(), text.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn blocks_are_reused_once_released() {
+        let text = "a,b\n".repeat(10_000);
+        let mut r = CsvReader::new(text.as_bytes(), b',', b'"', false).with_block_size(64);
+        let mut rec = Record::default();
+        let mut ids = std::collections::HashSet::new();
+        let mut held = Vec::new();
+        while let Some(res) = r.next(&mut rec).unwrap() {
+            assert!(res.is_ok());
+            let (b, id, _, _) = rec.block();
+            if ids.insert(id) {
+                // a batch holds the last few blocks
+                held.push(b.clone());
+                if held.len() > 3 {
+                    held.remove(0);
+                }
+            }
+        }
+        // hundreds of blocks read through a handful of allocations
+        assert!(ids.len() > 500, "{}", ids.len());
+        assert!(
+            r.blocks_allocated() <= 8,
+            "{} allocations",
+            r.blocks_allocated()
+        );
     }
 
     #[test]

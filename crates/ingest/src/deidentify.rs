@@ -33,6 +33,9 @@ pub struct SourceBatch {
 pub enum RawRows {
     /// Text lines, concatenated, with the end offset of each.
     Lines(Vec<u8>, Vec<usize>),
+    /// Text lines where they were read: the input blocks, and each row's block (index)
+    /// and byte range in it.
+    Blocks(Vec<arrow_buffer::Buffer>, Vec<(u32, usize, usize)>),
     /// A typed batch: a row is rendered as a JSON line when it is quarantined.
     Typed(RecordBatch),
 }
@@ -43,6 +46,10 @@ impl SourceBatch {
             RawRows::Lines(raw, ends) => {
                 let start = if i == 0 { 0 } else { ends[i - 1] };
                 raw[start..ends[i]].to_vec()
+            }
+            RawRows::Blocks(blocks, spans) => {
+                let (b, s, e) = spans[i];
+                blocks[b as usize][s..e].to_vec()
             }
             RawRows::Typed(b) => {
                 let mut out = Vec::new();

@@ -84,6 +84,11 @@
 //! de-identification, and Parquet encoding and upload. Batches pass between stages
 //! through channels one or two deep, so a run holds a handful of batches and one data
 //! file under construction (up to its 128 MiB target size) whatever the input size.
+//! CSV is read in 4 MiB blocks that a batch's rows point into (their raw lines, kept
+//! for the quarantine, are never copied); a block returns to the reader for reuse once
+//! the batches holding it are written. Identifier columns whose value repeats from one
+//! row to the next (event tables grouped by patient) reuse the previous pseudonym;
+//! other repeats are remembered per column (see `cache`).
 //!
 //! ## Quarantine
 //!

@@ -105,8 +105,14 @@ impl StrCol {
 pub(crate) struct BatchBuilder {
     cols: Vec<StrCol>,
     lines: Vec<u64>,
+    /// Copied raw lines (NDJSON) and their end offsets.
     raw: Vec<u8>,
     raw_ends: Vec<usize>,
+    /// Raw lines left in their input blocks (CSV): the blocks, their ids, and each
+    /// row's block index and range.
+    blocks: Vec<Buffer>,
+    block_ids: Vec<u64>,
+    spans: Vec<(u32, usize, usize)>,
     rows: usize,
     cap: usize,
 }
@@ -118,9 +124,25 @@ impl BatchBuilder {
             lines: Vec::with_capacity(cap),
             raw: Vec::with_capacity(cap * 128),
             raw_ends: Vec::with_capacity(cap),
+            blocks: Vec::new(),
+            block_ids: Vec::new(),
+            spans: Vec::new(),
             rows: 0,
             cap,
         }
+    }
+
+    /// Adds a CSV record's row: its raw line stays in its block.
+    fn push_record(&mut self, rec: &Record) {
+        let (block, id, start, end) = rec.block();
+        if self.block_ids.last() != Some(&id) {
+            self.blocks.push(block.clone());
+            self.block_ids.push(id);
+        }
+        let index = u32::try_from(self.blocks.len() - 1).unwrap_or(u32::MAX);
+        self.spans.push((index, start, end));
+        self.lines.push(rec.line);
+        self.rows += 1;
     }
 
     fn push_row(&mut self, line: u64, raw: &[u8]) {
@@ -144,13 +166,22 @@ impl BatchBuilder {
             })?);
         }
         self.rows = 0;
-        let next_raw = (self.raw.len() + self.raw.len() / 8).max(self.cap * 128);
-        Ok(SourceBatch {
-            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(self.cap)),
-            raw: RawRows::Lines(
+        let raw = if self.spans.is_empty() {
+            let next_raw = (self.raw.len() + self.raw.len() / 8).max(self.cap * 128);
+            RawRows::Lines(
                 std::mem::replace(&mut self.raw, Vec::with_capacity(next_raw)),
                 std::mem::replace(&mut self.raw_ends, Vec::with_capacity(self.cap)),
-            ),
+            )
+        } else {
+            self.block_ids.clear();
+            RawRows::Blocks(
+                std::mem::take(&mut self.blocks),
+                std::mem::replace(&mut self.spans, Vec::with_capacity(self.cap)),
+            )
+        };
+        Ok(SourceBatch {
+            lines: std::mem::replace(&mut self.lines, Vec::with_capacity(self.cap)),
+            raw,
             columns,
         })
     }
@@ -289,14 +320,14 @@ pub(crate) fn csv(
                     column: None,
                     rule: "parse",
                     reason: e.reason().to_owned(),
-                    raw: rec.raw.clone(),
+                    raw: rec.raw().to_vec(),
                 }),
                 Ok(()) if rec.fields.len() != width => bad.push(QuarantinedRow {
                     line: rec.line,
                     column: None,
                     rule: "parse",
                     reason: format!("expected {width} fields, found {}", rec.fields.len()),
-                    raw: rec.raw.clone(),
+                    raw: rec.raw().to_vec(),
                 }),
                 Ok(()) => {
                     let data = rec.data();
@@ -304,7 +335,7 @@ pub(crate) fn csv(
                         let (s, e) = rec.fields[h];
                         col.push(&data[s..e]);
                     }
-                    b.push_row(rec.line, &rec.raw);
+                    b.push_record(&rec);
                     if b.full() {
                         send(b.take(table)?)?;
                         out.quarantine(std::mem::take(&mut bad), &mut counts)?;
