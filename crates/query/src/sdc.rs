@@ -14,8 +14,11 @@
 //!   query's own `count(DISTINCT person)` when it has one), through the
 //!   tables' declared person columns (the column each ingest recorded), followed through
 //!   aliases, views, subqueries and joins, so a person is counted once across
-//!   `patients ⋈ encounters`. Groups with fewer than `min_cell` distinct persons are
-//!   suppressed (the row is removed; groups of zero persons included).
+//!   `patients ⋈ encounters`; where a subquery selected only other columns the person
+//!   column is carried up to the aggregation, hidden (not through `DISTINCT`,
+//!   aggregations or unions, whose rows it would change). Groups with fewer than
+//!   `min_cell` distinct persons are suppressed (the row is removed; groups of zero
+//!   persons included).
 //! * **rounding**: counts, and sums of 0/1 indicators, are rounded to the nearest
 //!   multiple of `rounding` inside the plan, so everything computed from them (rates,
 //!   `HAVING`, ordering) sees only rounded values.
@@ -218,6 +221,55 @@ fn columns_of(e: &Expr) -> HashSet<Column> {
     e.column_refs().into_iter().cloned().collect()
 }
 
+/// The name of a person column carried up through a projection that dropped it.
+const CARRIED: &str = "__dhub_person";
+
+/// `plan` with a person column added where projections dropped it, so an aggregation
+/// above can count its persons; its own columns are unchanged. Goes through
+/// projections, aliases, filters, sorts, limits, windows and joins; not through
+/// `DISTINCT`, aggregations or unions, whose rows an extra column would change. `None`
+/// when there is no person column to carry.
+fn carry_person(
+    plan: &LogicalPlan,
+    persons: &HashMap<String, Option<String>>,
+) -> Option<LogicalPlan> {
+    if !person_columns(plan, persons).is_empty() {
+        return Some(plan.clone());
+    }
+    match plan {
+        LogicalPlan::Projection(p) => {
+            let input = carry_person(&p.input, persons)?;
+            let person = person_columns(&input, persons).into_iter().next()?;
+            let mut exprs = p.expr.clone();
+            exprs.push(Expr::Column(person).alias(CARRIED));
+            Projection::try_new(exprs, Arc::new(input))
+                .ok()
+                .map(LogicalPlan::Projection)
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let input = carry_person(&a.input, persons)?;
+            SubqueryAlias::try_new(Arc::new(input), a.alias.clone())
+                .ok()
+                .map(LogicalPlan::SubqueryAlias)
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::Window(_)
+        | LogicalPlan::Join(_) => {
+            let inputs = plan
+                .inputs()
+                .into_iter()
+                .map(|i| carry_person(i, persons).unwrap_or_else(|| i.clone()))
+                .collect::<Vec<_>>();
+            let carried = plan.with_new_exprs(plan.expressions(), inputs).ok()?;
+            (!person_columns(&carried, persons).is_empty()).then_some(carried)
+        }
+        _ => None,
+    }
+}
+
 /// Does the subtree scan any person-level table?
 fn has_person_tables(plan: &LogicalPlan, persons: &HashMap<String, Option<String>>) -> bool {
     let mut found = false;
@@ -416,9 +468,17 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     {
         cx.out.totals = true;
     }
-    let ps = person_columns(&a.input, cx.persons);
+    // A subquery that selects only some columns (`FROM (SELECT gender AS sex FROM
+    // patients)`) still counts its persons: their column is carried up to here, hidden.
+    let input = if person_columns(&a.input, cx.persons).is_empty() {
+        carry_person(&a.input, cx.persons).unwrap_or_else(|| a.input.as_ref().clone())
+    } else {
+        a.input.as_ref().clone()
+    };
+    let input = Arc::new(input);
+    let ps = person_columns(&input, cx.persons);
     let person_level = !ps.is_empty();
-    if !person_level && has_person_tables(&a.input, cx.persons) {
+    if !person_level && has_person_tables(&input, cx.persons) {
         return Err(refused(
             "this query aggregates results that were already aggregated, so the persons behind each group cannot be counted; write it as one aggregation over the tables (GROUP BY the categories you need)",
         ));
@@ -508,9 +568,8 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
             }
         }
     }
-    let agg = LogicalPlan::Aggregate(
-        Aggregate::try_new(a.input.clone(), a.group_expr.clone(), aggr).map_err(df)?,
-    );
+    let agg =
+        LogicalPlan::Aggregate(Aggregate::try_new(input, a.group_expr.clone(), aggr).map_err(df)?);
 
     // 3. a projection over it: rounded counts, dominance-suppressed sums, hidden columns
     let schema = agg.schema().clone();
