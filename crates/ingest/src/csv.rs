@@ -191,7 +191,10 @@ impl<R: Read> CsvReader<R> {
             self.eof = true;
         }
         let old = std::mem::replace(&mut self.block, Buffer::from_vec(v));
-        if self.pool.len() < POOL && old.capacity() >= self.block_size {
+        // (a block grown for one very long record is let go, not kept)
+        if self.pool.len() < POOL
+            && (self.block_size..=2 * self.block_size).contains(&old.capacity())
+        {
             self.pool.push(old);
         }
         self.block_id += 1;
