@@ -77,7 +77,9 @@ async fn source_columns(source: &SourceRoot, t: &TableSpec) -> Result<Vec<String
             let (fmt, delim, quote, name) = (t.format, t.delimiter, t.quote, t.source.clone());
             tokio::task::spawn_blocking(move || -> Result<Vec<String>, IngestError> {
                 if fmt == SourceFormat::Csv {
-                    let mut r = CsvReader::new(reader, delim, quote, false);
+                    // the header only: a small block (a remote file is not read further)
+                    let mut r =
+                        CsvReader::new(reader, delim, quote, false).with_block_size(64 << 10);
                     let mut rec = Record::default();
                     match r
                         .next(&mut rec)
