@@ -98,7 +98,7 @@ fn state_field() -> FieldRef {
 
 /// A well-mixed 64-bit hash of a person's value.
 #[inline]
-fn hash_bytes(b: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = K ^ (b.len() as u64);
     let mut chunks = b.chunks_exact(8);

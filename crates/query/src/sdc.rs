@@ -559,7 +559,7 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
                 let flag = format!("__dhub_dom{i}");
                 aggr.push(
                     f.call(vec![
-                        cast(Expr::Column(p.clone()), arrow::datatypes::DataType::Utf8),
+                        Expr::Column(p.clone()),
                         cast(arg.clone(), arrow::datatypes::DataType::Float64),
                     ])
                     .alias(&flag),
