@@ -152,23 +152,15 @@ impl<R: Read> CsvReader<R> {
     /// An empty buffer of at least `need` bytes: a retired block nobody holds any
     /// more, or a new one.
     fn fresh(&mut self, need: usize) -> Vec<u8> {
-        let mut i = 0;
-        while i < self.pool.len() {
-            let b = self.pool.swap_remove(i);
-            match b.into_vec::<u8>() {
-                Ok(mut v) if v.capacity() >= need => {
-                    v.clear();
-                    return v;
-                }
-                Ok(_) => {} // too small for this record: let it go
-                Err(b) => {
-                    // still in a batch: keep it for later
-                    self.pool.push(b);
-                    let last = self.pool.len() - 1;
-                    self.pool.swap(i, last);
-                    i += 1;
-                }
-            }
+        let free = self
+            .pool
+            .iter()
+            .position(|b| b.strong_count() == 1 && b.capacity() >= need);
+        if let Some(i) = free
+            && let Ok(mut v) = self.pool.swap_remove(i).into_vec::<u8>()
+        {
+            v.clear();
+            return v;
         }
         self.allocated += 1;
         Vec::with_capacity(need)
@@ -210,37 +202,33 @@ impl<R: Read> CsvReader<R> {
         loop {
             if let Some(k) = memchr::memchr(b'\n', &self.block[searched..]) {
                 let nl = searched + k;
-                let start = self.pos;
-                self.bytes += (nl + 1 - start) as u64;
-                self.pos = nl + 1;
-                self.line += 1;
-                let end = if nl > start && self.block[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
-                return Ok(Some((start, end)));
+                return Ok(Some(self.take_line(nl, nl + 1)));
             }
             let before = self.pos;
             searched = self.block.len();
             if !self.refill()? {
                 // end of input: the last line may lack its line ending
-                if self.pos == self.block.len() {
-                    return Ok(None);
-                }
-                let start = self.pos;
-                let mut end = self.block.len();
-                self.bytes += (end - start) as u64;
-                self.pos = end;
-                self.line += 1;
-                if end > start && self.block[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                return Ok(Some((start, end)));
+                let len = self.block.len();
+                return Ok((self.pos < len).then(|| self.take_line(len, len)));
             }
             // the block moved: positions shifted by what was dropped before `mark`
             searched -= before - self.pos;
         }
+    }
+
+    /// Consumes the line from `pos` to `end` (its line ending, if any, up to `next`):
+    /// its range without a final `\r`.
+    fn take_line(&mut self, end: usize, next: usize) -> (usize, usize) {
+        let start = self.pos;
+        self.bytes += (next - start) as u64;
+        self.pos = next;
+        self.line += 1;
+        let end = if end > start && self.block[end - 1] == b'\r' {
+            end - 1
+        } else {
+            end
+        };
+        (start, end)
     }
 
     /// Points `rec` at `start..end` of the current block.

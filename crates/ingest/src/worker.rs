@@ -108,10 +108,10 @@ pub(crate) struct BatchBuilder {
     /// Copied raw lines (NDJSON) and their end offsets.
     raw: Vec<u8>,
     raw_ends: Vec<usize>,
-    /// Raw lines left in their input blocks (CSV): the blocks, their ids, and each
-    /// row's block index and range.
+    /// Raw lines left in their input blocks (CSV): the blocks, the id of the last one,
+    /// and each row's block index and range.
     blocks: Vec<Buffer>,
-    block_ids: Vec<u64>,
+    last_block: Option<u64>,
     spans: Vec<(u32, usize, usize)>,
     rows: usize,
     cap: usize,
@@ -122,10 +122,11 @@ impl BatchBuilder {
         Self {
             cols: (0..inputs).map(|_| StrCol::new(cap)).collect(),
             lines: Vec::with_capacity(cap),
-            raw: Vec::with_capacity(cap * 128),
-            raw_ends: Vec::with_capacity(cap),
+            // (sized on first use: a CSV batch never copies its raw lines)
+            raw: Vec::new(),
+            raw_ends: Vec::new(),
             blocks: Vec::new(),
-            block_ids: Vec::new(),
+            last_block: None,
             spans: Vec::new(),
             rows: 0,
             cap,
@@ -135,9 +136,9 @@ impl BatchBuilder {
     /// Adds a CSV record's row: its raw line stays in its block.
     fn push_record(&mut self, rec: &Record) {
         let (block, id, start, end) = rec.block();
-        if self.block_ids.last() != Some(&id) {
+        if self.last_block != Some(id) {
             self.blocks.push(block.clone());
-            self.block_ids.push(id);
+            self.last_block = Some(id);
         }
         let index = u32::try_from(self.blocks.len() - 1).unwrap_or(u32::MAX);
         self.spans.push((index, start, end));
@@ -173,7 +174,7 @@ impl BatchBuilder {
                 std::mem::replace(&mut self.raw_ends, Vec::with_capacity(self.cap)),
             )
         } else {
-            self.block_ids.clear();
+            self.last_block = None;
             RawRows::Blocks(
                 std::mem::take(&mut self.blocks),
                 std::mem::replace(&mut self.spans, Vec::with_capacity(self.cap)),

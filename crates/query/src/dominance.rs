@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::persons::hash_bytes;
+use crate::persons::{Zeros, for_each_person, hash_bytes};
 
 /// The function's name in plans.
 pub const NAME: &str = "dhub_sensitive";
@@ -128,7 +128,7 @@ impl AggregateUDFImpl for Sensitive {
         groups.sums.push(PersonSums::default());
         Ok(Box::new(One {
             groups,
-            zeros: Vec::new(),
+            zeros: Zeros::default(),
         }))
     }
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -251,29 +251,11 @@ impl Groups {
     ) -> Result<()> {
         let values = arrow::compute::cast(values, &DataType::Float64)?;
         let v = values.as_primitive::<Float64Type>();
-        let keep = |i: usize| filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        macro_rules! strings {
-            ($a:expr) => {{
-                let a = $a;
-                for (i, &g) in groups.iter().enumerate() {
-                    if a.is_null(i) || v.is_null(i) || !keep(i) {
-                        continue;
-                    }
-                    let p: &str = a.value(i);
-                    self.add_one(g, hash_bytes(p.as_bytes()), v.value(i));
-                }
-            }};
-        }
-        match persons.data_type() {
-            DataType::Utf8View => strings!(persons.as_string_view()),
-            DataType::Utf8 => strings!(persons.as_string::<i32>()),
-            DataType::LargeUtf8 => strings!(persons.as_string::<i64>()),
-            _ => {
-                let text = arrow::compute::cast(persons, &DataType::Utf8)?;
-                strings!(text.as_string::<i32>());
+        for_each_person(persons, filter, |i, p| {
+            if v.is_valid(i) {
+                self.add_one(groups[i], hash_bytes(p), v.value(i));
             }
-        }
-        Ok(())
+        })
     }
 
     fn merge(&mut self, states: &[ArrayRef], groups: &[usize]) -> Result<()> {
@@ -396,8 +378,7 @@ impl GroupsAccumulator for Groups {
 #[derive(Debug)]
 struct One {
     groups: Groups,
-    /// Group index 0 for every row of a batch, kept between batches.
-    zeros: Vec<usize>,
+    zeros: Zeros,
 }
 
 impl One {
@@ -406,19 +387,12 @@ impl One {
             self.groups.entries += m.settle();
         }
     }
-
-    fn zeros(&mut self, n: usize) -> Vec<usize> {
-        if self.zeros.len() < n {
-            self.zeros.resize(n, 0);
-        }
-        self.zeros[..n].to_vec()
-    }
 }
 
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let zeros = self.zeros(values[0].len());
-        self.groups.add(&values[0], &values[1], &zeros, None)
+        let zeros = self.zeros.get(values[0].len());
+        self.groups.add(&values[0], &values[1], zeros, None)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -428,7 +402,7 @@ impl Accumulator for One {
     }
 
     fn size(&self) -> usize {
-        self.groups.size() + self.zeros.capacity() * std::mem::size_of::<usize>()
+        self.groups.size() + self.zeros.size()
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -440,8 +414,8 @@ impl Accumulator for One {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let zeros = self.zeros(states[0].len());
-        self.groups.merge(states, &zeros)
+        let zeros = self.zeros.get(states[0].len());
+        self.groups.merge(states, zeros)
     }
 }
 

@@ -121,6 +121,38 @@ pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Calls `f(row, person)` for each row with a non-null person that `filter` keeps (false
+/// or null skips a row); the person as bytes: text as it is, any other type as its
+/// text. The one reading of a person column, shared with [`crate::dominance`].
+pub(crate) fn for_each_person(
+    persons: &ArrayRef,
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, &[u8]),
+) -> Result<()> {
+    let keep = |i: usize| filter.is_none_or(|f| f.is_valid(i) && f.value(i));
+    macro_rules! each {
+        ($a:expr) => {{
+            let a = $a;
+            for i in 0..a.len() {
+                if a.is_valid(i) && keep(i) {
+                    let v: &str = a.value(i);
+                    f(i, v.as_bytes());
+                }
+            }
+        }};
+    }
+    match persons.data_type() {
+        DataType::Utf8View => each!(persons.as_string_view()),
+        DataType::Utf8 => each!(persons.as_string::<i32>()),
+        DataType::LargeUtf8 => each!(persons.as_string::<i64>()),
+        _ => {
+            let text = arrow::compute::cast(persons, &DataType::Utf8)?;
+            each!(text.as_string::<i32>());
+        }
+    }
+    Ok(())
+}
+
 /// The distinct-person sets of many groups, each sorted and at most `cap` long.
 #[derive(Debug)]
 struct Groups {
@@ -163,29 +195,12 @@ impl Groups {
         groups: &[usize],
         filter: Option<&BooleanArray>,
     ) -> Result<()> {
-        let keep = |i: usize| filter.is_none_or(|f| f.is_valid(i) && f.value(i));
-        macro_rules! strings {
-            ($a:expr) => {{
-                let a = $a;
-                for (i, &g) in groups.iter().enumerate() {
-                    if self.full(g) || a.is_null(i) || !keep(i) {
-                        continue;
-                    }
-                    let v: &str = a.value(i);
-                    self.insert(g, hash_bytes(v.as_bytes()));
-                }
-            }};
-        }
-        match values.data_type() {
-            DataType::Utf8View => strings!(values.as_string_view()),
-            DataType::Utf8 => strings!(values.as_string::<i32>()),
-            DataType::LargeUtf8 => strings!(values.as_string::<i64>()),
-            _ => {
-                let text = arrow::compute::cast(values, &DataType::Utf8)?;
-                strings!(text.as_string::<i32>());
+        for_each_person(values, filter, |i, v| {
+            let g = groups[i];
+            if !self.full(g) {
+                self.insert(g, hash_bytes(v));
             }
-        }
-        Ok(())
+        })
     }
 
     fn merge(&mut self, states: &ArrayRef, groups: &[usize]) -> Result<()> {
@@ -283,12 +298,31 @@ impl GroupsAccumulator for Groups {
     }
 }
 
+/// Group index 0 for every row of a batch, kept between batches: how an aggregate
+/// without groups runs on a groups accumulator (here and in [`crate::dominance`]).
+#[derive(Debug, Default)]
+pub(crate) struct Zeros(Vec<usize>);
+
+impl Zeros {
+    /// `n` zeros.
+    pub(crate) fn get(&mut self, n: usize) -> &[usize] {
+        if self.0.len() < n {
+            self.0.resize(n, 0);
+        }
+        &self.0[..n]
+    }
+
+    /// Bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
 /// The same for an aggregate without groups: group 0 of a [`Groups`] of one.
 #[derive(Debug)]
 struct One {
     groups: Groups,
-    /// Group index 0 for every row of a batch, kept between batches.
-    zeros: Vec<usize>,
+    zeros: Zeros,
 }
 
 impl One {
@@ -297,23 +331,15 @@ impl One {
         groups.sets.push(Vec::new());
         Self {
             groups,
-            zeros: Vec::new(),
-        }
-    }
-
-    /// Makes `zeros` at least `n` long.
-    fn zeros(&mut self, n: usize) {
-        if self.zeros.len() < n {
-            self.zeros.resize(n, 0);
+            zeros: Zeros::default(),
         }
     }
 }
 
 impl Accumulator for One {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let n = values[0].len();
-        self.zeros(n);
-        self.groups.add(&values[0], &self.zeros[..n], None)
+        self.groups
+            .add(&values[0], self.zeros.get(values[0].len()), None)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -324,7 +350,7 @@ impl Accumulator for One {
     }
 
     fn size(&self) -> usize {
-        self.groups.size() + self.zeros.capacity() * std::mem::size_of::<usize>()
+        self.groups.size() + self.zeros.size()
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
@@ -335,9 +361,8 @@ impl Accumulator for One {
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        let n = states[0].len();
-        self.zeros(n);
-        self.groups.merge(&states[0], &self.zeros[..n])
+        self.groups
+            .merge(&states[0], self.zeros.get(states[0].len()))
     }
 }
 

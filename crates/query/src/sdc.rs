@@ -470,12 +470,10 @@ fn rewrite_aggregate(a: &Aggregate, cx: &mut Ctx<'_>) -> Result<LogicalPlan, Que
     }
     // A subquery that selects only some columns (`FROM (SELECT gender AS sex FROM
     // patients)`) still counts its persons: their column is carried up to here, hidden.
-    let input = if person_columns(&a.input, cx.persons).is_empty() {
-        carry_person(&a.input, cx.persons).unwrap_or_else(|| a.input.as_ref().clone())
-    } else {
-        a.input.as_ref().clone()
+    let input = match carry_person(&a.input, cx.persons) {
+        Some(carried) => Arc::new(carried),
+        None => a.input.clone(),
     };
-    let input = Arc::new(input);
     let ps = person_columns(&input, cx.persons);
     let person_level = !ps.is_empty();
     if !person_level && has_person_tables(&input, cx.persons) {

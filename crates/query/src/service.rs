@@ -2,7 +2,7 @@
 //! tables → plan → policy → execute under limits. Query workers ([`crate::worker`]) run
 //! this; so do the golden-file tests.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -215,8 +215,12 @@ pub struct QueryService {
 /// A scope's session template (see [`QueryService`]).
 struct Template {
     state: datafusion::execution::SessionState,
+    /// The views that planned over the scope's tables.
     views: Vec<String>,
+    /// Each granted table's person column.
     persons: HashMap<String, Option<String>>,
+    /// The names the guard admits: granted tables and those views.
+    catalog: Catalog,
 }
 
 /// Templates kept at most (scopes are projects × releases: few); past this the cache
@@ -295,19 +299,12 @@ impl QueryService {
 
     /// A fresh session holding only `scope`'s tables and the views over them: a copy of
     /// the scope's template with a runtime (memory pool) of its own.
-    async fn session(
-        &self,
-        scope: &Scope,
-    ) -> Result<(SessionContext, Vec<String>, HashMap<String, Option<String>>), QueryError> {
+    async fn session(&self, scope: &Scope) -> Result<(SessionContext, Arc<Template>), QueryError> {
         let template = self.template(scope).await?;
         let state = SessionStateBuilder::new_from_existing(template.state.clone())
             .with_runtime_env(self.runtime()?)
             .build();
-        Ok((
-            SessionContext::new_with_state(state),
-            template.views.clone(),
-            template.persons.clone(),
-        ))
+        Ok((SessionContext::new_with_state(state), template))
     }
 
     /// A runtime for one session: the shared, scoped object-store registry, no disk,
@@ -380,10 +377,14 @@ impl QueryService {
                 views.push(v.name.clone());
             }
         }
+        let catalog = Catalog {
+            tables: scope.tables.keys().chain(views.iter()).cloned().collect(),
+        };
         let template = Arc::new(Template {
             state: ctx.state(),
             views,
             persons,
+            catalog,
         });
         let mut templates = lock();
         if templates.len() >= MAX_TEMPLATES {
@@ -395,7 +396,8 @@ impl QueryService {
 
     /// The tables and views `scope` may query, with their columns.
     pub async fn tables(&self, scope: &Scope) -> Result<Vec<TableInfo>, QueryError> {
-        let (ctx, views, persons) = self.session(scope).await?;
+        let (ctx, template) = self.session(scope).await?;
+        let (views, persons) = (&template.views, &template.persons);
         let mut out = Vec::new();
         for name in scope.tables.keys().chain(views.iter()) {
             let Ok(t) = ctx.table_provider(name.as_str()).await else {
@@ -434,30 +436,15 @@ impl QueryService {
 
     /// The shared front of the governed path: a fresh session over `scope`, the guard,
     /// DataFusion's own statement checks and the scan check. Returns the session, the
-    /// plan, whether it is an `EXPLAIN`, and each table's person column.
+    /// plan, whether it is an `EXPLAIN`, and the scope's template (person columns).
     async fn plan_guarded(
         &self,
         sql: &str,
         scope: &Scope,
-    ) -> Result<
-        (
-            SessionContext,
-            LogicalPlan,
-            bool,
-            HashMap<String, Option<String>>,
-        ),
-        QueryError,
-    > {
-        let (ctx, views, persons) = self.session(scope).await?;
-        let catalog = Catalog {
-            tables: scope
-                .tables
-                .keys()
-                .cloned()
-                .chain(views.iter().cloned())
-                .collect::<HashSet<_>>(),
-        };
-        let guarded = guard::check(sql, &catalog, &self.limits.guard)?;
+    ) -> Result<(SessionContext, LogicalPlan, bool, Arc<Template>), QueryError> {
+        let (ctx, template) = self.session(scope).await?;
+        let catalog = &template.catalog;
+        let guarded = guard::check(sql, catalog, &self.limits.guard)?;
         let explain = guarded.explain;
         let state = ctx.state();
         let plan = state
@@ -470,8 +457,8 @@ impl QueryService {
             .with_allow_statements(false)
             .verify_plan(&plan)
             .map_err(|e| QueryError::refused(guard::ALLOWED).with_detail(e.to_string()))?;
-        check_scans(&plan, &catalog)?;
-        Ok((ctx, plan, explain, persons))
+        check_scans(&plan, catalog)?;
+        Ok((ctx, plan, explain, template))
     }
 
     /// Plans an approved extract's query over `scope`: the same guard and checks as a
@@ -496,7 +483,7 @@ impl QueryService {
     /// Runs one query through the whole governed path.
     pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
-        let (ctx, plan, explain, persons) = self.plan_guarded(&req.sql, &req.scope).await?;
+        let (ctx, plan, explain, template) = self.plan_guarded(&req.sql, &req.scope).await?;
         let (plan, mut disclosure, rewritten) = if explain {
             (
                 plan,
@@ -504,7 +491,7 @@ impl QueryService {
                 sdc::Rewritten::default(),
             )
         } else {
-            sdc::apply(plan, &req.scope.policy, &persons)?
+            sdc::apply(plan, &req.scope.policy, &template.persons)?
         };
         let df = ctx
             .execute_logical_plan(plan)
