@@ -61,9 +61,62 @@ fn digits(b: &[u8]) -> Option<u32> {
     )
 }
 
+/// Years a date may have (chrono's `NaiveDate` range, so every day here converts).
+const YEARS: std::ops::RangeInclusive<i32> = -262_143..=262_142;
+
+fn is_leap(y: i32) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
 /// Days since 1970-01-01 of a civil date, if it exists.
+///
+/// Computed directly (the proleptic Gregorian calendar in 400-year eras): parsing a
+/// date-time column calls this once a value.
+///
+/// ```
+/// use dhub_deid::temporal::days_from_ymd;
+/// assert_eq!(days_from_ymd(1970, 1, 1), Some(0));
+/// assert_eq!(days_from_ymd(2000, 2, 29), Some(11_016));
+/// assert_eq!(days_from_ymd(1900, 2, 29), None);
+/// ```
 pub fn days_from_ymd(y: i32, m: u32, d: u32) -> Option<i32> {
-    NaiveDate::from_ymd_opt(y, m, d).map(|nd| nd.num_days_from_ce() - EPOCH_DAYS_FROM_CE)
+    const MONTH_DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d == 0 || !YEARS.contains(&y) {
+        return None;
+    }
+    let last = MONTH_DAYS[m as usize - 1] + u32::from(m == 2 && is_leap(y));
+    if d > last {
+        return None;
+    }
+    // years start on 1 March, so the leap day is the last of its year
+    let y = i64::from(y) - i64::from(m <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    i32::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+/// The civil year, month and day of a day count (the inverse of [`days_from_ymd`]),
+/// if it is within the date range.
+///
+/// ```
+/// use dhub_deid::temporal::ymd_from_days;
+/// assert_eq!(ymd_from_days(0), Some((1970, 1, 1)));
+/// assert_eq!(ymd_from_days(-1), Some((1969, 12, 31)));
+/// ```
+pub fn ymd_from_days(days: i32) -> Option<(i32, u32, u32)> {
+    let z = i64::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).ok()?;
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).ok()?;
+    let y = i32::try_from(yoe + era * 400 + i64::from(m <= 2)).ok()?;
+    YEARS.contains(&y).then_some((y, m, d))
 }
 
 /// The civil date of a day count.
@@ -282,11 +335,11 @@ pub fn truncate_date_floored(
                 years.push(None);
                 continue;
             }
-            Some(d) => date_from_days(floor.map_or(d, |f| d.max(f))),
+            Some(d) => ymd_from_days(floor.map_or(d, |f| d.max(f))),
         };
-        let t = date.and_then(|nd| match unit {
-            DateUnit::Year => days_from_ymd(nd.year(), 1, 1).map(|d| (d, nd.year())),
-            DateUnit::Month => days_from_ymd(nd.year(), nd.month(), 1).map(|d| (d, nd.year())),
+        let t = date.and_then(|(y, m, _)| match unit {
+            DateUnit::Year => days_from_ymd(y, 1, 1).map(|d| (d, y)),
+            DateUnit::Month => days_from_ymd(y, m, 1).map(|d| (d, y)),
         });
         match t {
             Some((d, y)) => {
@@ -642,6 +695,29 @@ pub fn age_band(
 mod tests {
     use super::*;
     use arrow_array::types::Int32Type;
+
+    #[test]
+    fn civil_days_agree_with_chrono() {
+        let to_chrono = |d: i32| date_from_days(d).map(|nd| (nd.year(), nd.month(), nd.day()));
+        // every day of 1600-2400, and a stride over the whole range, both directions
+        let days = (-135_000..160_000).chain((-95_000_000..95_000_000).step_by(99_991));
+        for d in days.chain([-95_833_000, 95_000_000, i32::MIN, i32::MAX]) {
+            let ymd = ymd_from_days(d);
+            assert_eq!(ymd, to_chrono(d), "day {d}");
+            if let Some((y, m, dd)) = ymd {
+                assert_eq!(days_from_ymd(y, m, dd), Some(d), "{y}-{m}-{dd}");
+            }
+        }
+        for y in (-400..2500).chain([-262_144, -262_143, 262_142, 262_143, i32::MIN, i32::MAX]) {
+            for m in 0..=13 {
+                for d in 0..=32 {
+                    let chrono = NaiveDate::from_ymd_opt(y, m, d)
+                        .map(|nd| nd.num_days_from_ce() - EPOCH_DAYS_FROM_CE);
+                    assert_eq!(days_from_ymd(y, m, d), chrono, "{y}-{m}-{d}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn parse_accepts_the_iso_shapes() {

@@ -105,6 +105,7 @@ mod report;
 mod run;
 mod source;
 mod spec;
+mod typed;
 mod worker;
 
 pub use csv::{CsvReader, LineError, Record};
