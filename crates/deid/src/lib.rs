@@ -37,6 +37,8 @@ pub mod temporal;
 pub use error::{KeyError, Reason, RuleError};
 pub use key::{DomainKey, HKDF_SALT, KEY_ID_MESSAGE, KEY_LEN, KeyId, MasterKey};
 pub use keyfile::{check_secret_file_mode, write_secret_file};
-pub use pseudonym::{IdFormat, Memo, PSEUDONYM_LEN, Pseudonymiser, normalise_id, validate_name};
+pub use pseudonym::{
+    IdFormat, MemoResult, PSEUDONYM_LEN, Pseudonymiser, normalise_id, validate_name,
+};
 pub use rules::{RowFailure, RuleOutput};
 pub use temporal::DateShifter;

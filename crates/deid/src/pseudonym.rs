@@ -13,12 +13,9 @@ use crate::key::{DomainKey, MasterKey, hex_into};
 use crate::nhs;
 use crate::rules::{RowFailure, RuleOutput, visit_strings};
 
-/// A memo for [`Pseudonymiser::pseudonymise_with`]: given a raw value and a way to
-/// compute its result, returns the result (remembered or computed).
-pub type Memo<'a> = &'a mut dyn FnMut(
-    &[u8],
-    &mut dyn FnMut() -> Result<Option<[u8; PSEUDONYM_LEN]>, Reason>,
-) -> Result<Option<[u8; PSEUDONYM_LEN]>, Reason>;
+/// What a memo for [`Pseudonymiser::pseudonymise_with`] holds for one raw value: the
+/// 32 hex bytes of its pseudonym, `None` for a blank value, or why it failed.
+pub type MemoResult = Result<Option<[u8; PSEUDONYM_LEN]>, Reason>;
 
 /// Length of a pseudonym in characters.
 pub const PSEUDONYM_LEN: usize = 32;
@@ -257,28 +254,38 @@ impl Pseudonymiser {
         array: &dyn Array,
         format: IdFormat,
     ) -> Result<RuleOutput, RuleError> {
-        self.run(array, format, None)
+        self.run(
+            array,
+            format,
+            None::<fn(&[u8], &mut dyn FnMut() -> MemoResult) -> MemoResult>,
+        )
     }
 
     /// Like [`Pseudonymiser::pseudonymise`], but asks `memo` for each raw value first:
     /// `memo(raw, compute)` returns the remembered result for `raw` or calls `compute`
     /// (normalise and hash) and may remember it. Lets callers hash each distinct value
     /// of a low-cardinality column once.
-    pub fn pseudonymise_with(
+    pub fn pseudonymise_with<M>(
         &self,
         array: &dyn Array,
         format: IdFormat,
-        memo: Memo<'_>,
-    ) -> Result<RuleOutput, RuleError> {
+        memo: M,
+    ) -> Result<RuleOutput, RuleError>
+    where
+        M: FnMut(&[u8], &mut dyn FnMut() -> MemoResult) -> MemoResult,
+    {
         self.run(array, format, Some(memo))
     }
 
-    fn run(
+    fn run<M>(
         &self,
         array: &dyn Array,
         format: IdFormat,
-        mut memo: Option<Memo<'_>>,
-    ) -> Result<RuleOutput, RuleError> {
+        mut memo: Option<M>,
+    ) -> Result<RuleOutput, RuleError>
+    where
+        M: FnMut(&[u8], &mut dyn FnMut() -> MemoResult) -> MemoResult,
+    {
         let len = array.len();
         let cap = len
             .checked_mul(PSEUDONYM_LEN)

@@ -51,14 +51,21 @@ impl Temporal {
     }
 }
 
+/// The number written by `b`, which must be all ASCII digits (and not empty).
+#[inline]
 fn digits(b: &[u8]) -> Option<u32> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+    if b.is_empty() {
         return None;
     }
-    Some(
-        b.iter()
-            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0')),
-    )
+    let mut acc = 0u32;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        acc = acc * 10 + u32::from(d);
+    }
+    Some(acc)
 }
 
 /// Years a date may have (chrono's `NaiveDate` range, so every day here converts).
@@ -134,7 +141,11 @@ pub fn date_from_days(days: i32) -> Option<NaiveDate> {
 /// assert_eq!(parse_temporal("2019-13-45"), None);
 /// ```
 pub fn parse_temporal(s: &str) -> Option<Temporal> {
-    let b = s.trim().as_bytes();
+    let b = match s.as_bytes() {
+        // most values have no surrounding white space
+        [f, .., l] if f.is_ascii_digit() && l.is_ascii_graphic() => s.as_bytes(),
+        _ => s.trim().as_bytes(),
+    };
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }

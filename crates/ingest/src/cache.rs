@@ -7,30 +7,63 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::Array;
-use dhub_deid::{IdFormat, Pseudonymiser, Reason, RuleError, RuleOutput};
+use dhub_deid::{IdFormat, MemoResult, Pseudonymiser, RuleError, RuleOutput};
 
 /// Distinct values remembered per column before the memo is cleared.
 const MAX_ENTRIES: usize = 1 << 18;
 /// Rows sampled before deciding whether the memo pays.
 const SAMPLE_ROWS: u64 = 1 << 16;
+/// Raw values up to this long are memo keys held inline (a UUID is 36 bytes).
+const INLINE: usize = 47;
 
-/// A memoised outcome: the 32 hex bytes of a pseudonym, `None` for a blank value, or why
-/// the value failed.
-type Memo = Result<Option<[u8; 32]>, Reason>;
+/// A short raw value as a fixed-size key: hashing and comparing it needs no call and
+/// no allocation.
+#[derive(PartialEq, Eq, Hash)]
+struct InlineKey {
+    len: u8,
+    bytes: [u8; INLINE],
+}
+
+impl InlineKey {
+    #[inline]
+    fn new(raw: &[u8]) -> Option<Self> {
+        let mut bytes = [0u8; INLINE];
+        bytes.get_mut(..raw.len())?.copy_from_slice(raw);
+        Some(Self {
+            len: raw.len() as u8,
+            bytes,
+        })
+    }
+}
+
+/// Byte equality without a library call for short values (the previous row's value is
+/// compared on every row).
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (ac, at) = a.as_chunks::<8>();
+    let (bc, bt) = b.as_chunks::<8>();
+    ac.iter().zip(bc).all(|(x, y)| x == y) && at == bt
+}
+
+type Hasher = foldhash::fast::RandomState;
 
 /// A pseudonymiser for one column, with an adaptive memo of pseudonyms.
 pub struct CachedPseudonymiser {
     p: Arc<Pseudonymiser>,
     format: IdFormat,
     /// foldhash: several times faster than SipHash on short keys; randomly seeded.
-    memo: HashMap<Box<[u8]>, Memo, foldhash::fast::RandomState>,
+    short: HashMap<InlineKey, MemoResult, Hasher>,
+    long: HashMap<Box<[u8]>, MemoResult, Hasher>,
     enabled: bool,
     rows: u64,
     hits: u64,
     /// The previous row's raw value and outcome: event tables come grouped by patient,
     /// so a value often repeats on the next row, found without hashing it.
     last: Vec<u8>,
-    last_memo: Option<Memo>,
+    last_memo: Option<MemoResult>,
 }
 
 impl std::fmt::Debug for CachedPseudonymiser {
@@ -49,7 +82,8 @@ impl CachedPseudonymiser {
         Self {
             p,
             format,
-            memo: HashMap::default(),
+            short: HashMap::default(),
+            long: HashMap::default(),
             enabled: true,
             rows: 0,
             hits: 0,
@@ -64,33 +98,44 @@ impl CachedPseudonymiser {
             return self.p.pseudonymise(input, self.format);
         }
         let p = self.p.clone();
-        let format = self.format;
-        let memo = &mut self.memo;
+        let (short, long) = (&mut self.short, &mut self.long);
         let (last, last_memo) = (&mut self.last, &mut self.last_memo);
         let (mut rows, mut hits) = (0u64, 0u64);
-        let out = p.pseudonymise_with(input, format, &mut |raw: &[u8],
-                                                           compute: &mut dyn FnMut()
-            -> Result<
-            Option<[u8; 32]>,
-            Reason,
-        >| {
+        let out = p.pseudonymise_with(input, self.format, |raw, compute| {
             rows += 1;
             if let Some(v) = last_memo
-                && raw == last.as_slice()
+                && same(raw, last)
             {
                 hits += 1;
                 return *v;
             }
-            let v = if let Some(v) = memo.get(raw) {
-                hits += 1;
-                *v
-            } else {
-                let v = compute();
-                if memo.len() >= MAX_ENTRIES {
-                    memo.clear();
+            let v = match InlineKey::new(raw) {
+                Some(key) => {
+                    if let Some(v) = short.get(&key) {
+                        hits += 1;
+                        *v
+                    } else {
+                        let v = compute();
+                        if short.len() >= MAX_ENTRIES {
+                            short.clear();
+                        }
+                        short.insert(key, v);
+                        v
+                    }
                 }
-                memo.insert(raw.into(), v);
-                v
+                None => {
+                    if let Some(v) = long.get(raw) {
+                        hits += 1;
+                        *v
+                    } else {
+                        let v = compute();
+                        if long.len() >= MAX_ENTRIES {
+                            long.clear();
+                        }
+                        long.insert(raw.into(), v);
+                        v
+                    }
+                }
             };
             last.clear();
             last.extend_from_slice(raw);
@@ -102,7 +147,8 @@ impl CachedPseudonymiser {
         if self.rows >= SAMPLE_ROWS && self.hits * 2 < self.rows {
             // values rarely repeat: hashing directly is cheaper than remembering
             self.enabled = false;
-            self.memo = HashMap::default();
+            self.short = HashMap::default();
+            self.long = HashMap::default();
         }
         out
     }
@@ -139,5 +185,49 @@ mod tests {
             assert_eq!(got.failures.len(), want.failures.len());
         }
         assert!(cached.hits > 0);
+    }
+
+    #[test]
+    fn long_values_near_misses_and_failures() {
+        let key = MasterKey::from_bytes([9u8; 32]);
+        let p = Arc::new(Pseudonymiser::new(&key, "encounter").unwrap());
+        let long = "x".repeat(47);
+        let longer = "x".repeat(48);
+        let longest = format!("{}y", "x".repeat(99));
+        let near = format!("{}z", "x".repeat(99));
+        let text = [
+            Some(long.as_str()),
+            Some(longer.as_str()),
+            Some(long.as_str()),
+            Some(longest.as_str()),
+            Some(near.as_str()),
+            Some(longest.as_str()),
+            Some("abcdefgh1"),
+            Some("abcdefgh2"),
+            Some("abcdefgh1"),
+            Some(longer.as_str()),
+        ];
+        let uuids = [
+            Some("6F9F3C2E-4C5B-4A6B-9C1D-2E3F4A5B6C7D"),
+            Some("6f9f3c2e-4c5b-4a6b-9c1d-2e3f4a5b6c7d"),
+            Some("not-a-uuid"),
+            Some("6f9f3c2e-4c5b-4a6b-9c1d-2e3f4a5b6c7e"),
+            Some("not-a-uuid"),
+            Some(" 6f9f3c2e-4c5b-4a6b-9c1d-2e3f4a5b6c7d "),
+            None,
+            Some("not-a-uuid"),
+        ];
+        for (format, values) in [(IdFormat::Text, &text[..]), (IdFormat::Uuid, &uuids[..])] {
+            let mut cached = CachedPseudonymiser::new(p.clone(), format);
+            for _ in 0..3 {
+                let input = StringArray::from(values.to_vec());
+                let got = cached.pseudonymise(&input).unwrap();
+                let want = p.pseudonymise(&input, format).unwrap();
+                assert_eq!(got.array.as_ref(), want.array.as_ref(), "{format}");
+                let rows = |o: &RuleOutput| o.failures.iter().map(|f| f.row).collect::<Vec<_>>();
+                assert_eq!(rows(&got), rows(&want), "{format}");
+            }
+            assert!(cached.hits > 0);
+        }
     }
 }

@@ -530,10 +530,16 @@ async fn ingest_table(
     Ok((staged, report, person))
 }
 
-/// Parquet settings chosen from a table's first batch: pseudonym columns get no min/max
-/// statistics (random hex), and text, number, date and time columns whose values barely
-/// repeat get no dictionary (the writer would build one only to drop it at its size
-/// limit).
+/// Parquet settings chosen from a table's first batch:
+///
+/// * min/max statistics only where they can prune: a reader skips a row group or a file
+///   by its range, which works for numbers, dates and times, and for text only when
+///   rows come in (nearly) sorted order of it. Pseudonym columns (random hex) and text
+///   in no order (codes and descriptions of event tables, whose every row group spans
+///   almost the whole range) get none, so the writer does not compare every value twice
+///   for nothing;
+/// * text, number, date and time columns whose values barely repeat get no dictionary
+///   (the writer would build one only to drop it at its size limit).
 fn tuned(
     base: &WriteOptions,
     first: &arrow_array::RecordBatch,
@@ -547,7 +553,10 @@ fn tuned(
             continue;
         }
         let mut c = dhub_store::ColumnWriteOptions::default();
-        if pseudonyms.contains(f.name()) {
+        if pseudonyms.contains(f.name())
+            || (col.data_type() == &arrow_schema::DataType::Utf8
+                && !nearly_sorted(col.as_string::<i32>()))
+        {
             c.statistics = Some(false);
         }
         let sample = n.min(8192);
@@ -580,4 +589,81 @@ fn tuned(
         }
     }
     w
+}
+
+/// Whether at least 95% of the first 8,192 non-null values are in non-decreasing order
+/// from one to the next (then a row group's min/max range is narrow enough to prune).
+/// Too few values to tell counts as sorted.
+fn nearly_sorted(s: &arrow_array::StringArray) -> bool {
+    let mut values = s.iter().flatten().take(8192);
+    let Some(mut prev) = values.next() else {
+        return true;
+    };
+    let (mut pairs, mut ordered) = (0usize, 0usize);
+    for v in values {
+        pairs += 1;
+        ordered += usize::from(prev <= v);
+        prev = v;
+    }
+    pairs < 64 || ordered * 20 >= pairs * 19
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, Date32Array, RecordBatch, StringArray};
+
+    #[test]
+    fn statistics_only_where_they_prune_and_dictionaries_only_for_repeats() {
+        let n = 4096;
+        let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values((0..n).map(f)))
+        };
+        let batch = RecordBatch::try_from_iter([
+            (
+                "person",
+                text(&|i| format!("{:032x}", (i as u128).wrapping_mul(0x9E37_79B9))),
+            ),
+            // sorted with repeats (e.g. a table ordered by this column)
+            ("sorted", text(&|i| format!("c{:05}", i / 7))),
+            // 3% out of order still counts as sorted
+            (
+                "almost",
+                text(&|i| format!("a{:05}", if i % 33 == 0 { 0 } else { i })),
+            ),
+            // codes in no order
+            (
+                "codes",
+                text(&|i| ["b", "a", "c", "d"][(i * 7 + i / 3) % 4].to_owned()),
+            ),
+            ("unique", text(&|i| format!("{:08}", (i * 7919) % n))),
+            (
+                "day",
+                Arc::new(Date32Array::from_iter_values((0..n as i32).map(|i| i % 50))),
+            ),
+        ])
+        .unwrap();
+        let pseudonyms = HashSet::from(["person".to_owned()]);
+        let w = tuned(&WriteOptions::default(), &batch, &pseudonyms);
+        let stats = |c: &str| w.columns.get(c).and_then(|o| o.statistics);
+        let dict = |c: &str| w.columns.get(c).and_then(|o| o.dictionary);
+        assert_eq!(stats("person"), Some(false));
+        assert_eq!(stats("sorted"), None);
+        assert_eq!(stats("almost"), None);
+        assert_eq!(stats("codes"), Some(false));
+        assert_eq!(stats("unique"), Some(false));
+        assert_eq!(stats("day"), None);
+        assert_eq!(dict("person"), Some(false));
+        assert_eq!(dict("codes"), None);
+        assert_eq!(dict("unique"), Some(false));
+        assert_eq!(dict("day"), None);
+        // a table's own settings win
+        let mut base = WriteOptions::default();
+        base.columns
+            .insert("codes".into(), dhub_store::ColumnWriteOptions::default());
+        assert_eq!(
+            tuned(&base, &batch, &pseudonyms).columns["codes"].statistics,
+            None
+        );
+    }
 }
