@@ -18,6 +18,7 @@ use arrow_array::{
     Array, ArrayRef, Date32Array, Int32Array, PrimitiveArray, StringArray,
     TimestampMicrosecondArray,
 };
+use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{Datelike, NaiveDate};
 use ring::hmac;
@@ -337,25 +338,28 @@ pub fn truncate_date_floored(
         });
     }
     let (days, mut failures) = days_of(array, "truncate_date")?;
-    let mut out_days: Vec<Option<i32>> = Vec::with_capacity(days.len());
-    let mut years: Vec<Option<i32>> = Vec::with_capacity(days.len());
+    let n = days.len();
+    let mut out: Vec<i32> = Vec::with_capacity(n);
+    let mut nulls = NullBufferBuilder::new(n);
     for (row, d) in days.into_iter().enumerate() {
-        let date = match d {
-            None => {
-                out_days.push(None);
-                years.push(None);
-                continue;
-            }
-            Some(d) => ymd_from_days(floor.map_or(d, |f| d.max(f))),
+        let Some(d) = d else {
+            out.push(0);
+            nulls.append_null();
+            continue;
         };
-        let t = date.and_then(|(y, m, _)| match unit {
+        let d = floor.map_or(d, |f| d.max(f));
+        let t = ymd_from_days(d).and_then(|(y, _, day)| match unit {
             DateUnit::Year => days_from_ymd(y, 1, 1).map(|d| (d, y)),
-            DateUnit::Month => days_from_ymd(y, m, 1).map(|d| (d, y)),
+            // the first of the month is `day - 1` days back
+            DateUnit::Month => Some((d - (day as i32 - 1), y)),
         });
         match t {
-            Some((d, y)) => {
-                out_days.push(Some(d));
-                years.push(Some(y));
+            Some((start, year)) => {
+                out.push(match output {
+                    TruncateOutput::Date => start,
+                    TruncateOutput::YearNumber => year,
+                });
+                nulls.append_non_null();
             }
             None => {
                 failures.push(RowFailure::new(
@@ -363,15 +367,16 @@ pub fn truncate_date_floored(
                     "truncate_date",
                     Reason::DateOutOfRange,
                 ));
-                out_days.push(None);
-                years.push(None);
+                out.push(0);
+                nulls.append_null();
             }
         }
     }
     failures.sort_by_key(|f| f.row);
+    let (out, nulls) = (ScalarBuffer::from(out), nulls.finish());
     let array: ArrayRef = match output {
-        TruncateOutput::Date => Arc::new(Date32Array::from(out_days)),
-        TruncateOutput::YearNumber => Arc::new(Int32Array::from(years)),
+        TruncateOutput::Date => Arc::new(Date32Array::new(out, nulls)),
+        TruncateOutput::YearNumber => Arc::new(Int32Array::new(out, nulls)),
     };
     Ok(RuleOutput { array, failures })
 }

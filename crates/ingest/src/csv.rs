@@ -79,6 +79,16 @@ impl Record {
         }
     }
 
+    /// [`Record::data`] and whatever follows it in its block: a field range is valid in
+    /// it too, and a copy of a fixed width that is then cut back may run past the field.
+    pub fn data_and_beyond(&self) -> &[u8] {
+        if self.quoted {
+            &self.unescaped
+        } else {
+            &self.block[self.start..]
+        }
+    }
+
     /// Field `i` as text (the whole record was checked to be UTF-8).
     pub fn field(&self, i: usize) -> &str {
         let (s, e) = self.fields[i];
@@ -225,8 +235,9 @@ impl<R: Read> CsvReader<R> {
         self.bytes
     }
 
-    /// An empty buffer of at least `need` bytes: a retired block nobody holds any
-    /// more, or a new one.
+    /// A buffer of at least `need` bytes, every one initialised (its length is its
+    /// capacity), so reads go straight into it: a retired block nobody holds any more,
+    /// or a new one.
     fn fresh(&mut self, need: usize) -> Vec<u8> {
         let free = self
             .pool
@@ -235,15 +246,20 @@ impl<R: Read> CsvReader<R> {
         if let Some(i) = free
             && let Ok(mut v) = self.pool.swap_remove(i).into_vec::<u8>()
         {
-            v.clear();
+            // (only the part past what the block last held is written here: a reused
+            // block was full but for the end of the input)
+            v.resize(v.capacity(), 0);
             return v;
         }
         self.allocated += 1;
-        Vec::with_capacity(need)
+        vec![0u8; need]
     }
 
     /// Reads more input into a new block that starts with the unread record (from
     /// `mark`). `false` at end of input.
+    ///
+    /// The block is read into directly, not through `read_to_end`, which would zero the
+    /// whole block first for a reader that does not say it never reads its buffer.
     fn refill(&mut self) -> std::io::Result<bool> {
         if self.eof {
             return Ok(false);
@@ -251,14 +267,24 @@ impl<R: Read> CsvReader<R> {
         let tail = self.block.len() - self.mark;
         let need = self.block_size.max(tail * 2);
         let mut v = self.fresh(need);
-        v.extend_from_slice(&self.block[self.mark..]);
-        let room = v.capacity() - v.len();
-        // `read_to_end` reads into the spare capacity without zeroing it first
-        let got = (&mut self.r).take(room as u64).read_to_end(&mut v)?;
-        if got == 0 {
-            self.eof = true;
+        v[..tail].copy_from_slice(&self.block[self.mark..]);
+        let mut filled = tail;
+        while filled < v.len() {
+            match self.r.read(&mut v[filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        let old = std::mem::replace(&mut self.block, Buffer::from_vec(v));
+        let got = filled - tail;
+        let old = std::mem::replace(
+            &mut self.block,
+            Buffer::from_vec(v).slice_with_length(0, filled),
+        );
         // (a block grown for one very long record is let go, not kept)
         if self.pool.len() < POOL
             && (self.block_size..=2 * self.block_size).contains(&old.capacity())
