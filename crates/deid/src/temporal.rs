@@ -72,14 +72,41 @@ fn digits(b: &[u8]) -> Option<u32> {
 /// Years a date may have (chrono's `NaiveDate` range, so every day here converts).
 const YEARS: std::ops::RangeInclusive<i32> = -262_143..=262_142;
 
-fn is_leap(y: i32) -> bool {
+const fn is_leap(y: i32) -> bool {
     y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
 }
 
+const MONTH_DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/// Days since 1970-01-01 of a valid date (the proleptic Gregorian calendar in 400-year
+/// eras; years start on 1 March, so the leap day is the last of its year).
+const fn civil_days(y: i32, m: u32, d: u32) -> i64 {
+    let y = y as i64 - (m <= 2) as i64;
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = ((m + 9) % 12) as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// First year of [`YEAR_STARTS`].
+const TABLE_FROM: i32 = 1850;
+/// 1 January of each year from [`TABLE_FROM`] on, as days since 1970-01-01: the years
+/// nearly every record's dates fall in are a lookup away.
+const YEAR_STARTS: [i32; 256] = {
+    let mut t = [0i32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = civil_days(TABLE_FROM + i as i32, 1, 1) as i32;
+        i += 1;
+    }
+    t
+};
+/// Days before each month in a common year.
+const MONTH_STARTS: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+
 /// Days since 1970-01-01 of a civil date, if it exists.
-///
-/// Computed directly (the proleptic Gregorian calendar in 400-year eras): parsing a
-/// date-time column calls this once a value.
 ///
 /// ```
 /// use dhub_deid::temporal::days_from_ymd;
@@ -87,23 +114,20 @@ fn is_leap(y: i32) -> bool {
 /// assert_eq!(days_from_ymd(2000, 2, 29), Some(11_016));
 /// assert_eq!(days_from_ymd(1900, 2, 29), None);
 /// ```
+#[inline]
 pub fn days_from_ymd(y: i32, m: u32, d: u32) -> Option<i32> {
-    const MONTH_DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&m) || d == 0 || !YEARS.contains(&y) {
         return None;
     }
-    let last = MONTH_DAYS[m as usize - 1] + u32::from(m == 2 && is_leap(y));
-    if d > last {
+    let leap = m == 2 && is_leap(y);
+    if d > MONTH_DAYS[m as usize - 1] + u32::from(leap) {
         return None;
     }
-    // years start on 1 March, so the leap day is the last of its year
-    let y = i64::from(y) - i64::from(m <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    i32::try_from(era * 146_097 + doe - 719_468).ok()
+    if let Some(&start) = YEAR_STARTS.get(y.wrapping_sub(TABLE_FROM) as usize) {
+        let after_feb = u32::from(m > 2 && is_leap(y));
+        return Some(start + (MONTH_STARTS[m as usize - 1] + after_feb + d - 1) as i32);
+    }
+    i32::try_from(civil_days(y, m, d)).ok()
 }
 
 /// The civil year, month and day of a day count (the inverse of [`days_from_ymd`]),

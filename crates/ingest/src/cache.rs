@@ -58,8 +58,14 @@ pub struct CachedPseudonymiser {
     short: HashMap<InlineKey, MemoResult, Hasher>,
     long: HashMap<Box<[u8]>, MemoResult, Hasher>,
     enabled: bool,
+    /// Whether the table is worth keeping: a column in runs of one value each (a
+    /// patient column of a table sorted by patient) is served by the previous-row
+    /// shortcut, and remembering every value would only fill the table.
+    use_table: bool,
     rows: u64,
     hits: u64,
+    lookups: u64,
+    table_hits: u64,
     /// The previous row's raw value and outcome: event tables come grouped by patient,
     /// so a value often repeats on the next row, found without hashing it.
     last: Vec<u8>,
@@ -85,8 +91,11 @@ impl CachedPseudonymiser {
             short: HashMap::default(),
             long: HashMap::default(),
             enabled: true,
+            use_table: true,
             rows: 0,
             hits: 0,
+            lookups: 0,
+            table_hits: 0,
             last: Vec::new(),
             last_memo: None,
         }
@@ -100,7 +109,8 @@ impl CachedPseudonymiser {
         let p = self.p.clone();
         let (short, long) = (&mut self.short, &mut self.long);
         let (last, last_memo) = (&mut self.last, &mut self.last_memo);
-        let (mut rows, mut hits) = (0u64, 0u64);
+        let (mut rows, mut hits, mut lookups, mut table_hits) = (0u64, 0u64, 0u64, 0u64);
+        let use_table = self.use_table;
         let out = p.pseudonymise_with(input, self.format, |raw, compute| {
             rows += 1;
             if let Some(v) = last_memo
@@ -109,10 +119,12 @@ impl CachedPseudonymiser {
                 hits += 1;
                 return *v;
             }
+            lookups += 1;
             let v = match InlineKey::new(raw) {
+                _ if !use_table => compute(),
                 Some(key) => {
                     if let Some(v) = short.get(&key) {
-                        hits += 1;
+                        table_hits += 1;
                         *v
                     } else {
                         let v = compute();
@@ -125,7 +137,7 @@ impl CachedPseudonymiser {
                 }
                 None => {
                     if let Some(v) = long.get(raw) {
-                        hits += 1;
+                        table_hits += 1;
                         *v
                     } else {
                         let v = compute();
@@ -143,12 +155,21 @@ impl CachedPseudonymiser {
             v
         });
         self.rows += rows;
-        self.hits += hits;
-        if self.rows >= SAMPLE_ROWS && self.hits * 2 < self.rows {
-            // values rarely repeat: hashing directly is cheaper than remembering
-            self.enabled = false;
-            self.short = HashMap::default();
-            self.long = HashMap::default();
+        self.hits += hits + table_hits;
+        self.lookups += lookups;
+        self.table_hits += table_hits;
+        if self.rows >= SAMPLE_ROWS && self.use_table {
+            if self.hits * 2 < self.rows {
+                // values rarely repeat: hashing directly is cheaper than remembering
+                self.enabled = false;
+            } else if self.table_hits * 8 < self.lookups {
+                // repeats come in runs: the previous row is all the memory needed
+                self.use_table = false;
+            }
+            if !self.enabled || !self.use_table {
+                self.short = HashMap::default();
+                self.long = HashMap::default();
+            }
         }
         out
     }
@@ -229,5 +250,36 @@ mod tests {
             }
             assert!(cached.hits > 0);
         }
+    }
+
+    #[test]
+    fn a_column_in_runs_keeps_only_the_previous_row() {
+        let p = Arc::new(Pseudonymiser::new(&MasterKey::from_bytes([3u8; 32]), "person").unwrap());
+        let mut cached = CachedPseudonymiser::new(p.clone(), IdFormat::Text);
+        // runs of 4 of ever new values, then values seen long before
+        let ids: Vec<String> = (0..SAMPLE_ROWS as usize * 2)
+            .map(|i| format!("p{}", i / 4))
+            .collect();
+        for chunk in ids.chunks(8192) {
+            let input = StringArray::from_iter_values(chunk);
+            let got = cached.pseudonymise(&input).unwrap();
+            assert_eq!(
+                got.array.as_ref(),
+                p.pseudonymise(&input, IdFormat::Text)
+                    .unwrap()
+                    .array
+                    .as_ref()
+            );
+        }
+        assert!(cached.enabled && !cached.use_table && cached.short.is_empty());
+        let again = StringArray::from_iter_values(["p7", "p7", "p1", "p9000"]);
+        let got = cached.pseudonymise(&again).unwrap();
+        assert_eq!(
+            got.array.as_ref(),
+            p.pseudonymise(&again, IdFormat::Text)
+                .unwrap()
+                .array
+                .as_ref()
+        );
     }
 }
