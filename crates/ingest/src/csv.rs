@@ -185,6 +185,22 @@ fn masks_short(bytes: &[u8], a: u8, b: u8) -> (u64, u64) {
     (hits, high)
 }
 
+/// The masks of the (up to) 64 bytes of `data` from `at`.
+#[inline]
+fn masks_at(data: &[u8], at: usize, delimiter: u8, quote: u8) -> (u64, u64) {
+    let bytes = &data[at..];
+    match bytes.first_chunk::<64>() {
+        Some(chunk) => masks64(chunk, delimiter, quote),
+        None => masks_short(bytes, delimiter, quote),
+    }
+}
+
+/// The position of the last byte outside ASCII in the 64 from `at`, if any.
+#[inline]
+fn last_high(at: usize, high: u64) -> Option<usize> {
+    (high != 0).then(|| at + 63 - high.leading_zeros() as usize)
+}
+
 /// A line found by the scan.
 struct Line {
     start: usize,
@@ -343,63 +359,80 @@ impl<R: Read> CsvReader<R> {
         rec.end = end;
     }
 
-    /// Loads the scan mask of the 64 bytes from `at` (fewer at the end of the block).
-    fn load_mask(&mut self, at: usize) {
-        let bytes = &self.block[at..];
-        let (hits, high) = match bytes.first_chunk::<64>() {
-            Some(chunk) => masks64(chunk, self.delimiter, self.quote),
-            None => masks_short(bytes, self.delimiter, self.quote),
-        };
-        if self.scan.block_id != self.block_id || !self.scan.valid {
-            self.scan.non_ascii = None;
-        }
-        if high != 0 {
-            self.scan.non_ascii = Some(at + 63 - high.leading_zeros() as usize);
-        }
-        self.scan = Scan {
-            block_id: self.block_id,
-            valid: true,
-            base: at,
-            mask: hits,
-            non_ascii: self.scan.non_ascii,
-        };
-    }
-
     /// The next physical line from `pos`, consumed, with its fields split into `fields`
     /// (ranges from the line's start) unless it has a quote. `None` at end of input.
+    ///
+    /// The scan runs on local copies of its state and an immutable view of the block,
+    /// so the mask stays in a register from one field to the next.
     fn scan_line(&mut self, fields: &mut Vec<(usize, usize)>) -> std::io::Result<Option<Line>> {
+        let (delimiter, quote) = (self.delimiter, self.quote);
         'line: loop {
             fields.clear();
             let start = self.pos;
             self.mark = start;
+            let data: &[u8] = &self.block;
             let sc = self.scan;
+            let (mut base, mut mask, mut non_ascii);
             if sc.valid && sc.block_id == self.block_id && (sc.base..sc.base + 64).contains(&start)
             {
-                self.scan.mask &= !0u64 << (start - sc.base);
+                (base, mask, non_ascii) = (
+                    sc.base,
+                    sc.mask & (!0u64 << (start - sc.base)),
+                    sc.non_ascii,
+                );
+            } else if start < data.len() {
+                let (hits, high) = masks_at(data, start, delimiter, quote);
+                (base, mask, non_ascii) = (start, hits, last_high(start, high));
             } else {
                 self.scan.valid = false;
-                if start >= self.block.len() {
-                    if !self.refill()? {
-                        return Ok(None);
-                    }
-                    continue 'line;
+                if !self.refill()? {
+                    return Ok(None);
                 }
-                self.load_mask(start);
+                continue 'line;
             }
             let mut from = start;
             let mut quoted = false;
-            let (end, next) = loop {
-                if self.scan.mask == 0 {
-                    let at = self.scan.base + 64;
+            let found = loop {
+                if mask == 0 {
+                    let at = base + 64;
+                    if at >= data.len() {
+                        break None;
+                    }
+                    let (hits, high) = masks_at(data, at, delimiter, quote);
+                    (base, mask) = (at, hits);
+                    non_ascii = last_high(at, high).or(non_ascii);
+                    continue;
+                }
+                let p = base + mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                let c = data[p];
+                if c == b'\n' {
+                    break Some((p, p + 1));
+                } else if c == quote {
+                    quoted = true;
+                } else if !quoted {
+                    fields.push((from - start, p - start));
+                    from = p + 1;
+                }
+            };
+            self.scan = Scan {
+                block_id: self.block_id,
+                valid: true,
+                base,
+                mask,
+                non_ascii,
+            };
+            let (end, next) = match found {
+                Some(found) => found,
+                None if self.eof => {
+                    // the last line, without a line ending
                     let len = self.block.len();
-                    if at < len {
-                        self.load_mask(at);
-                        continue;
+                    if start == len {
+                        return Ok(None);
                     }
-                    if self.eof {
-                        // the last line, without a line ending
-                        break (len, len);
-                    }
+                    (len, len)
+                }
+                None => {
                     // the line goes on past this block: read on and scan it again
                     self.scan.valid = false;
                     if !self.refill()? && self.pos >= self.block.len() {
@@ -407,28 +440,13 @@ impl<R: Read> CsvReader<R> {
                     }
                     continue 'line;
                 }
-                let i = self.scan.mask.trailing_zeros() as usize;
-                self.scan.mask &= self.scan.mask - 1;
-                let p = self.scan.base + i;
-                let c = self.block[p];
-                if c == b'\n' {
-                    break (p, p + 1);
-                } else if c == self.quote {
-                    quoted = true;
-                } else if !quoted {
-                    fields.push((from - start, p - start));
-                    from = p + 1;
-                }
             };
-            if end == start && next == start {
-                return Ok(None);
-            }
             let (start, end) = self.take_line(end, next);
             if !quoted {
                 // (`max`: a `\r` delimiter can sit inside a `\r\n` ending)
                 fields.push((from - start, end.max(from) - start));
             }
-            let non_ascii = self.scan.non_ascii.is_some_and(|x| x >= start);
+            let non_ascii = non_ascii.is_some_and(|x| x >= start);
             return Ok(Some(Line {
                 start,
                 end,
