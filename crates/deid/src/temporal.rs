@@ -171,6 +171,9 @@ pub fn parse_temporal(s: &str) -> Option<Temporal> {
         [f, .., l] if f.is_ascii_digit() && l.is_ascii_graphic() => s.as_bytes(),
         _ => s.trim().as_bytes(),
     };
+    if let Some(t) = parse_utc_seconds(b) {
+        return t;
+    }
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -229,6 +232,38 @@ pub fn parse_temporal(s: &str) -> Option<Temporal> {
     Some(Temporal::Timestamp(
         i64::from(days) * MICROS_PER_DAY + secs * 1_000_000 + i64::from(micros),
     ))
+}
+
+/// The most common shape, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed positions: `Some(result)`
+/// when `b` has that shape (the result as [`parse_temporal`] gives it), `None` to take
+/// the general path.
+#[inline]
+fn parse_utc_seconds(b: &[u8]) -> Option<Option<Temporal>> {
+    let b: &[u8; 20] = b.try_into().ok()?;
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'Z' {
+        return None;
+    }
+    let d = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+    let two = |i: usize| d(i) * 10 + d(i + 1);
+    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if digits.iter().any(|&i| d(i) > 9) {
+        return Some(None);
+    }
+    let (y, m, day) = (two(0) * 100 + two(2), two(5), two(8));
+    let (h, mi, sec) = (two(11), two(14), two(17));
+    if h > 23 || mi > 59 || sec > 60 {
+        return Some(None);
+    }
+    let Some(days) = days_from_ymd(y as i32, m, day) else {
+        return Some(None);
+    };
+    let secs = i64::from(h * 3600 + mi * 60 + sec);
+    Some(Some(Temporal::Timestamp(
+        i64::from(days) * MICROS_PER_DAY + secs * 1_000_000,
+    )))
 }
 
 /// What a text column holds, for rules whose output keeps the column's kind.
@@ -756,6 +791,42 @@ mod tests {
                     assert_eq!(days_from_ymd(y, m, d), chrono, "{y}-{m}-{d}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_fixed_shape_reads_like_the_general_parser() {
+        // the same instant written in the fixed shape and with an explicit offset (which
+        // takes the general path), valid or not
+        let mut x: u64 = 0x1234_5678_9ABC_DEF1;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = |k: u32, m: u64| (x >> k) % m;
+            let s = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                1800 + f(0, 400),
+                f(9, 14),
+                f(13, 33),
+                f(19, 26),
+                f(25, 62),
+                f(31, 62)
+            );
+            let fixed = format!("{s}Z");
+            assert!(parse_utc_seconds(fixed.as_bytes()).is_some());
+            assert_eq!(
+                parse_temporal(&fixed),
+                parse_temporal(&format!("{s}+00:00")),
+                "{fixed}"
+            );
+        }
+        for bad in [
+            "2019-01-01T0a:00:00Z",
+            "2019-01-01 00:00:00Z",
+            "2019-02-29T00:00:00Z",
+        ] {
+            assert_eq!(parse_temporal(bad).is_some(), bad.contains(' '), "{bad}");
         }
     }
 

@@ -26,6 +26,9 @@ pub struct SourceBatch {
     pub raw: RawRows,
     /// One array per input column (see [`TablePlan::inputs`]).
     pub columns: Vec<ArrayRef>,
+    /// Rows of an input column typed while it was read (see [`TablePlan::input_kinds`])
+    /// that did not convert, by input; empty when none was.
+    pub input_failures: Vec<Vec<RowFailure>>,
 }
 
 /// The raw form of a batch's rows.
@@ -177,6 +180,36 @@ impl TablePlan {
         self.schema.clone()
     }
 
+    /// For each input, the type a reader may build it as straight from the source text
+    /// (`Some`) instead of a text column: an input whose only uses are `keep` rules of
+    /// one number or timestamp type. Its failures go in
+    /// [`SourceBatch::input_failures`].
+    pub fn input_kinds(&self) -> Vec<Option<OutType>> {
+        (0..self.inputs.len())
+            .map(|i| {
+                let mut kind = None;
+                for o in &self.outputs {
+                    if o.at_input == Some(i) || o.redact_when.iter().any(|(c, _)| *c == i) {
+                        return None;
+                    }
+                    if o.input != i {
+                        continue;
+                    }
+                    match o.rule {
+                        Rule::Keep(
+                            t @ (OutType::Float64
+                            | OutType::Int64
+                            | OutType::Int32
+                            | OutType::Timestamp),
+                        ) if kind.is_none_or(|k| k == t) => kind = Some(t),
+                        _ => return None,
+                    }
+                }
+                kind
+            })
+            .collect()
+    }
+
     /// The output columns that hold pseudonyms.
     pub fn pseudonym_columns(&self) -> HashSet<String> {
         self.outputs
@@ -254,6 +287,9 @@ impl TablePlan {
             }
             let input = sb.columns[self.outputs[ci].input].clone();
             let out = self.apply_rule(ci, input.as_ref(), sb, shifts.as_deref())?;
+            if let Some(f) = sb.input_failures.get(self.outputs[ci].input) {
+                note(&mut failed, ci, f);
+            }
             note(&mut failed, ci, &out.failures);
             arrays[ci] = Some(self.redact_rows(ci, out.array, sb)?);
         }
@@ -544,4 +580,54 @@ pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
         }
     };
     RuleOutput { array, failures }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Pipeline;
+
+    #[test]
+    fn inputs_are_read_typed_only_when_a_keep_rule_is_their_only_use() {
+        let spec = r#"
+version = 1
+name = "kinds"
+
+[tables.t]
+source = "t.csv"
+
+[tables.t.columns]
+cost = { rule = "keep", type = "float64" }
+n = { rule = "keep", type = "int32" }
+seen = { rule = "keep", type = "timestamp" }
+when = { rule = "keep", type = "timestamp" }
+born = { rule = "age_band", at = "when" }
+code = { rule = "keep" }
+flag = { rule = "keep", type = "int64" }
+note = { rule = "keep", redact_when = { flag = ["1"] } }
+day = { rule = "keep", type = "date" }
+"#;
+        let p = Pipeline::parse(std::path::Path::new("k.toml"), spec).unwrap();
+        let plan = TablePlan::new(
+            &p.tables[0],
+            &HashMap::new(),
+            None,
+            Arc::new(OptOuts::default()),
+        );
+        let kinds: HashMap<&str, Option<OutType>> = plan
+            .inputs
+            .iter()
+            .map(String::as_str)
+            .zip(plan.input_kinds())
+            .collect();
+        assert_eq!(kinds["cost"], Some(OutType::Float64));
+        assert_eq!(kinds["n"], Some(OutType::Int32));
+        assert_eq!(kinds["seen"], Some(OutType::Timestamp));
+        // read as text by another rule
+        assert_eq!(kinds["when"], None);
+        assert_eq!(kinds["flag"], None);
+        assert_eq!(kinds["code"], None);
+        assert_eq!(kinds["day"], None);
+        assert_eq!(kinds["born"], None);
+    }
 }

@@ -2,12 +2,19 @@
 //! one pass over the values: surrounding white space ignored, blank means null, and a
 //! value that does not convert is a row failure, never a silent null.
 
-use arrow_array::types::{Float64Type, TimestampMicrosecondType};
-use arrow_array::{Array, ArrowPrimitiveType, PrimitiveArray, StringArray};
+use std::sync::Arc;
+
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int32Array, Int64Array, PrimitiveArray,
+    StringArray, TimestampMicrosecondArray,
+};
 use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_cast::parse::Parser;
 use dhub_deid::temporal::{self, Temporal};
 use dhub_deid::{Reason, RowFailure};
+
+use crate::spec::OutType;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -72,9 +79,138 @@ pub(crate) fn integers<T: ArrowPrimitiveType + Parser>(
 /// Floats: a plain decimal (`-123.45`, at most 15 digits) exactly, anything else with
 /// Arrow's parser (what a cast accepts: exponents, `inf`, `NaN`, …).
 pub(crate) fn floats(input: &StringArray) -> (PrimitiveArray<Float64Type>, Vec<RowFailure>) {
-    parse_column::<Float64Type>(input, Reason::NotANumber, |s| {
-        plain_decimal(s.as_bytes()).or_else(|| Float64Type::parse(s))
-    })
+    parse_column::<Float64Type>(input, Reason::NotANumber, parse_float)
+}
+
+/// A float as [`floats`] reads it.
+#[inline]
+fn parse_float(s: &str) -> Option<f64> {
+    plain_decimal(s.as_bytes()).or_else(|| Float64Type::parse(s))
+}
+
+/// Microseconds since the epoch of ISO date or date-time text, as [`timestamps`] reads it.
+#[inline]
+fn parse_timestamp(s: &str) -> Option<i64> {
+    match temporal::parse_temporal(s)? {
+        Temporal::Timestamp(us) => Some(us),
+        Temporal::Date(d) => Some(i64::from(d) * MICROS_PER_DAY),
+    }
+}
+
+/// A typed column built by the reading thread straight from the fields of its rows
+/// (a `keep` column declared a number or a timestamp, used by nothing else): no text
+/// column is built for it, and the rows that do not convert are kept as failures of
+/// the `keep` rule, exactly as converting the text column would report them.
+#[derive(Debug)]
+pub(crate) struct TypedCol {
+    values: TypedValues,
+    nulls: NullBufferBuilder,
+    failures: Vec<RowFailure>,
+    rows: usize,
+}
+
+#[derive(Debug)]
+enum TypedValues {
+    Float64(Vec<f64>),
+    Int64(Vec<i64>),
+    Int32(Vec<i32>),
+    Timestamp(Vec<i64>),
+}
+
+impl TypedCol {
+    /// A builder for `t` (`None` unless `t` is Float64, Int64, Int32 or Timestamp).
+    pub(crate) fn new(t: OutType, cap: usize) -> Option<Self> {
+        let values = match t {
+            OutType::Float64 => TypedValues::Float64(Vec::with_capacity(cap)),
+            OutType::Int64 => TypedValues::Int64(Vec::with_capacity(cap)),
+            OutType::Int32 => TypedValues::Int32(Vec::with_capacity(cap)),
+            OutType::Timestamp => TypedValues::Timestamp(Vec::with_capacity(cap)),
+            OutType::String | OutType::Boolean | OutType::Date => return None,
+        };
+        Some(Self {
+            values,
+            nulls: NullBufferBuilder::new(cap),
+            failures: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Appends one field (bytes of a line that is valid UTF-8, cut at ASCII delimiters).
+    #[inline]
+    pub(crate) fn push(&mut self, field: &[u8]) {
+        let row = self.rows;
+        self.rows += 1;
+        let Ok(text) = std::str::from_utf8(field) else {
+            // (cannot happen: lines are checked first; refused, never a silent null)
+            return self.fail(row);
+        };
+        let text = trimmed(text);
+        if text.is_empty() {
+            return self.push_null();
+        }
+        let ok = match &mut self.values {
+            TypedValues::Float64(v) => parse_float(text).map(|x| v.push(x)),
+            TypedValues::Int64(v) => Int64Type::parse(text).map(|x| v.push(x)),
+            TypedValues::Int32(v) => Int32Type::parse(text).map(|x| v.push(x)),
+            TypedValues::Timestamp(v) => parse_timestamp(text).map(|x| v.push(x)),
+        };
+        match ok {
+            Some(()) => self.nulls.append_non_null(),
+            None => self.fail(row),
+        }
+    }
+
+    fn fail(&mut self, row: usize) {
+        let reason = match self.values {
+            TypedValues::Timestamp(_) => Reason::UnparseableDate,
+            _ => Reason::NotANumber,
+        };
+        self.failures.push(RowFailure {
+            row,
+            rule: "keep",
+            reason,
+        });
+        self.push_null();
+    }
+
+    fn push_null(&mut self) {
+        match &mut self.values {
+            TypedValues::Float64(v) => v.push(0.0),
+            TypedValues::Int64(v) | TypedValues::Timestamp(v) => v.push(0),
+            TypedValues::Int32(v) => v.push(0),
+        }
+        self.nulls.append_null();
+    }
+
+    /// The column so far and its failures (row numbers from the last `finish`); the
+    /// builder starts over.
+    pub(crate) fn finish(&mut self) -> (ArrayRef, Vec<RowFailure>) {
+        let cap = self.rows;
+        self.rows = 0;
+        let nulls = self.nulls.finish();
+        let array: ArrayRef = match &mut self.values {
+            TypedValues::Float64(v) => Arc::new(Float64Array::new(
+                ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(cap))),
+                nulls,
+            )),
+            TypedValues::Int64(v) => Arc::new(Int64Array::new(
+                ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(cap))),
+                nulls,
+            )),
+            TypedValues::Int32(v) => Arc::new(Int32Array::new(
+                ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(cap))),
+                nulls,
+            )),
+            TypedValues::Timestamp(v) => Arc::new(
+                TimestampMicrosecondArray::new(
+                    ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(cap))),
+                    nulls,
+                )
+                .with_timezone("UTC"),
+            ),
+        };
+        (array, std::mem::take(&mut self.failures))
+    }
 }
 
 /// Powers of ten that are exact in an f64.
@@ -119,12 +255,7 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
 pub(crate) fn timestamps(
     input: &StringArray,
 ) -> (PrimitiveArray<TimestampMicrosecondType>, Vec<RowFailure>) {
-    parse_column::<TimestampMicrosecondType>(input, Reason::UnparseableDate, |s| {
-        match temporal::parse_temporal(s)? {
-            Temporal::Timestamp(us) => Some(us),
-            Temporal::Date(d) => Some(i64::from(d) * MICROS_PER_DAY),
-        }
-    })
+    parse_column::<TimestampMicrosecondType>(input, Reason::UnparseableDate, parse_timestamp)
 }
 
 #[cfg(test)]
@@ -229,5 +360,73 @@ mod tests {
         let got: Vec<_> = a.iter().collect();
         assert_eq!(got, vec![Some(MICROS_PER_DAY), Some(1_000_000), None]);
         assert_eq!(f.iter().map(|f| f.row).collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn typed_columns_read_fields_as_the_text_path_converts_them() {
+        let fields: Vec<&str> = vec![
+            "12.5",
+            " 7 ",
+            "",
+            "   ",
+            "\u{a0}3\u{a0}",
+            "x",
+            "1e3",
+            "-0",
+            "2147483648",
+            "-42",
+            "2019-03-04",
+            "2019-03-04T05:06:07Z",
+            "2019-02-30",
+            " 2019-03-04T05:06:07+01:00",
+            "1.",
+            ".5",
+            "inf",
+        ];
+        // the text path: a CSV field that is empty is a null
+        let text = StringArray::from(
+            fields
+                .iter()
+                .map(|f| (!f.is_empty()).then_some(*f))
+                .collect::<Vec<_>>(),
+        );
+        for t in [
+            OutType::Float64,
+            OutType::Int64,
+            OutType::Int32,
+            OutType::Timestamp,
+        ] {
+            let mut col = TypedCol::new(t, 4).unwrap();
+            for _ in 0..2 {
+                for f in &fields {
+                    col.push(f.as_bytes());
+                }
+                let (got, got_failures) = col.finish();
+                let (want, want_failures): (ArrayRef, _) = match t {
+                    OutType::Float64 => {
+                        let (a, f) = floats(&text);
+                        (Arc::new(a), f)
+                    }
+                    OutType::Int64 => {
+                        let (a, f) = integers::<Int64Type>(&text);
+                        (Arc::new(a), f)
+                    }
+                    OutType::Int32 => {
+                        let (a, f) = integers::<Int32Type>(&text);
+                        (Arc::new(a), f)
+                    }
+                    _ => {
+                        let (a, f) = timestamps(&text);
+                        (Arc::new(a.with_timezone("UTC")), f)
+                    }
+                };
+                assert_eq!(got.as_ref(), want.as_ref(), "{t:?}");
+                let rows =
+                    |f: &[RowFailure]| f.iter().map(|f| (f.row, f.reason)).collect::<Vec<_>>();
+                assert_eq!(rows(&got_failures), rows(&want_failures), "{t:?}");
+                assert!(!got_failures.is_empty());
+            }
+        }
+        assert!(TypedCol::new(OutType::String, 4).is_none());
     }
 }

@@ -12,6 +12,8 @@ use crate::csv::{CsvReader, Record};
 use crate::deidentify::{Processed, RawRows, SourceBatch, TablePlan};
 use crate::error::IngestError;
 use crate::quarantine::QuarantinedRow;
+use crate::spec::OutType;
+use crate::typed::TypedCol;
 
 /// What the worker sends to the writer.
 #[derive(Debug)]
@@ -46,6 +48,22 @@ fn over_copy<const W: usize>(values: &mut Vec<u8>, data: &[u8], s: usize, n: usi
     values.extend_from_slice(wide);
     values.truncate(len + n);
     true
+}
+
+/// An input column under construction.
+enum Col {
+    Text(StrCol),
+    Typed(TypedCol),
+}
+
+impl Col {
+    /// The text column (NDJSON builds text columns only).
+    fn text(&mut self) -> Option<&mut StrCol> {
+        match self {
+            Col::Text(c) => Some(c),
+            Col::Typed(_) => None,
+        }
+    }
 }
 
 /// A text column under construction (empty fields become nulls).
@@ -137,7 +155,7 @@ impl StrCol {
 
 /// Rows of source columns under construction.
 pub(crate) struct BatchBuilder {
-    cols: Vec<StrCol>,
+    cols: Vec<Col>,
     lines: Vec<u64>,
     /// Copied raw lines (NDJSON) and their end offsets.
     raw: Vec<u8>,
@@ -152,9 +170,17 @@ pub(crate) struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    pub(crate) fn new(inputs: usize, cap: usize) -> Self {
+    /// A builder of `kinds.len()` input columns: text, or typed where a kind is given
+    /// (see [`TablePlan::input_kinds`]).
+    pub(crate) fn new(kinds: &[Option<OutType>], cap: usize) -> Self {
         Self {
-            cols: (0..inputs).map(|_| StrCol::new(cap)).collect(),
+            cols: kinds
+                .iter()
+                .map(|k| match k.and_then(|t| TypedCol::new(t, cap)) {
+                    Some(t) => Col::Typed(t),
+                    None => Col::Text(StrCol::new(cap)),
+                })
+                .collect(),
             lines: Vec::with_capacity(cap),
             // (sized on first use: a CSV batch never copies its raw lines)
             raw: Vec::new(),
@@ -194,11 +220,20 @@ impl BatchBuilder {
     fn take(&mut self, table: &str) -> Result<SourceBatch, IngestError> {
         let rows = self.rows;
         let mut columns = Vec::with_capacity(self.cols.len());
+        let mut input_failures = Vec::with_capacity(self.cols.len());
         for c in &mut self.cols {
-            columns.push(c.finish(rows).map_err(|message| IngestError::Arrow {
-                table: table.to_owned(),
-                message,
-            })?);
+            let (array, failures) = match c {
+                Col::Text(c) => (
+                    c.finish(rows).map_err(|message| IngestError::Arrow {
+                        table: table.to_owned(),
+                        message,
+                    })?,
+                    Vec::new(),
+                ),
+                Col::Typed(c) => c.finish(),
+            };
+            columns.push(array);
+            input_failures.push(failures);
         }
         self.rows = 0;
         let raw = if self.spans.is_empty() {
@@ -218,6 +253,7 @@ impl BatchBuilder {
             lines: std::mem::replace(&mut self.lines, Vec::with_capacity(self.cap)),
             raw,
             columns,
+            input_failures,
         })
     }
 }
@@ -330,11 +366,12 @@ pub(crate) fn csv(
     batch_rows: usize,
     out: &Sender,
 ) -> Result<Counts, IngestError> {
+    let kinds = plan.input_kinds();
     pipelined(plan, out, |send, table| {
         let mut r = CsvReader::new(reader, delimiter, quote, multiline);
         let mut rec = Record::default();
         let mut counts = Counts::default();
-        let mut b = BatchBuilder::new(header_index.len(), batch_rows);
+        let mut b = BatchBuilder::new(&kinds, batch_rows);
         let mut bad: Vec<QuarantinedRow> = Vec::new();
         let io = |e: std::io::Error| IngestError::Source {
             source_name: table.to_owned(),
@@ -368,7 +405,10 @@ pub(crate) fn csv(
                     let data = rec.data_and_beyond();
                     for (col, &h) in b.cols.iter_mut().zip(header_index) {
                         let (s, e) = rec.fields[h];
-                        col.push_in(data, s, e);
+                        match col {
+                            Col::Text(c) => c.push_in(data, s, e),
+                            Col::Typed(c) => c.push(&data[s..e]),
+                        }
                     }
                     b.push_record(&rec);
                     if b.full() {
@@ -401,7 +441,7 @@ pub(crate) fn ndjson(
     let inputs = plan.inputs.clone();
     pipelined(plan, out, |send, table| {
         let mut counts = Counts::default();
-        let mut b = BatchBuilder::new(inputs.len(), batch_rows);
+        let mut b = BatchBuilder::new(&vec![None; inputs.len()], batch_rows);
         let mut bad = Vec::new();
         let mut line = Vec::new();
         let mut n = 0u64;
@@ -455,7 +495,7 @@ pub(crate) fn ndjson(
                 ));
                 continue;
             }
-            for (col, name) in b.cols.iter_mut().zip(&inputs) {
+            for (col, name) in b.cols.iter_mut().filter_map(Col::text).zip(&inputs) {
                 match obj.get(name) {
                     None | Some(serde_json::Value::Null) => col.push_null(),
                     Some(serde_json::Value::String(s)) => col.push(s.as_bytes()),
@@ -505,6 +545,7 @@ pub(crate) fn typed_batch(
         lines: (0..n as u64).map(|i| first_row + i).collect(),
         raw: RawRows::Typed(batch.clone()),
         columns,
+        input_failures: Vec::new(),
     };
     out.processed(plan.apply(&sb)?, counts)
 }
