@@ -239,7 +239,7 @@ impl<R: Read> CsvReader<R> {
         self.allocated
     }
 
-    /// Reads `n` bytes at a time instead of [`BLOCK`] (tests use tiny blocks to put
+    /// Reads `n` bytes at a time instead of 4 MiB (tests use tiny blocks to put
     /// records across block boundaries).
     pub fn with_block_size(mut self, n: usize) -> Self {
         self.block_size = n.max(1);
