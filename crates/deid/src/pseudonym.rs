@@ -57,21 +57,49 @@ impl fmt::Display for IdFormat {
     }
 }
 
-/// Lower-cases a hex digit; everything else maps to 0x80 (invalid).
-const HEX_LOWER: [u8; 256] = {
-    let mut t = [0x80u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = match b {
-            b'0'..=b'9' | b'a'..=b'f' => b,
-            b'A'..=b'F' => b + 32,
-            _ => 0x80,
-        };
-        c += 1;
+const LANES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// 0x80 in each byte of `x` that is strictly between `lo` and `hi` (and below 0x80),
+/// 0 in the others; `lo` and `hi` at most 127 and 128. No lane borrows from or carries
+/// into another: (127 + hi) - (x & 127) never goes below 0, and (x & 127) + (127 - lo)
+/// never reaches 256.
+#[inline]
+fn between(x: u64, lo: u8, hi: u8) -> u64 {
+    let low7 = x & (LANES * 127);
+    ((LANES * (127 + u64::from(hi))).wrapping_sub(low7)
+        & !x
+        & (low7 + LANES * (127 - u64::from(lo))))
+        & HIGH
+}
+
+/// Checks a UUID (8-4-4-4-12 hex digits, either case) and writes it lower-cased into
+/// `out`, eight bytes at a time; `false` when it is not one.
+#[inline]
+fn lower_uuid(b: &[u8; 36], out: &mut [u8; 36]) -> bool {
+    // 8-byte words at these offsets cover the 36 bytes (the last two overlap); the
+    // hyphens' lanes in each
+    const WORDS: [(usize, u64); 5] = [
+        (0, 0),
+        (8, 0x80 | 0x80 << 40),
+        (16, 0x80 << 16 | 0x80 << 56),
+        (24, 0),
+        (28, 0),
+    ];
+    let mut ok = true;
+    for (at, hyphens) in WORDS {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        let x = u64::from_le_bytes(w);
+        // letters to lower case; digits and hyphens already have that bit
+        let lower = x | (LANES * 0x20);
+        let hex = between(x, b'0' - 1, b'9' + 1) | between(lower, b'a' - 1, b'f' + 1);
+        let hyphen = between(x, b'-' - 1, b'-' + 1);
+        ok &= (hex | hyphens) == HIGH && hyphen & hyphens == hyphens;
+        out[at..at + 8].copy_from_slice(&lower.to_le_bytes());
     }
-    t
-};
+    ok
+}
 
 /// Scratch space for one normalised value: lives on the stack, so normalising does not
 /// allocate. Text values are borrowed, not copied.
@@ -98,24 +126,9 @@ impl Normalised {
         match format {
             IdFormat::Text => Ok(Some(t.as_bytes())),
             IdFormat::Uuid => {
-                let b = t.as_bytes();
-                if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-'
-                {
+                let b: &[u8; 36] = t.as_bytes().try_into().map_err(|_| Reason::InvalidUuid)?;
+                if !lower_uuid(b, &mut self.buf) {
                     return Err(Reason::InvalidUuid);
-                }
-                let mut bad = 0u8;
-                for (start, end) in [(0, 8), (9, 13), (14, 18), (19, 23), (24, 36)] {
-                    for (&c, out) in b[start..end].iter().zip(&mut self.buf[start..end]) {
-                        let l = HEX_LOWER[usize::from(c)];
-                        bad |= l;
-                        *out = l;
-                    }
-                }
-                if bad & 0x80 != 0 {
-                    return Err(Reason::InvalidUuid);
-                }
-                for i in [8, 13, 18, 23] {
-                    self.buf[i] = b'-';
                 }
                 Ok(Some(&self.buf[..36]))
             }
@@ -347,5 +360,80 @@ impl Pseudonymiser {
             array: Arc::new(out) as ArrayRef,
             failures,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lower-cases a hex digit; everything else maps to 0x80 (invalid).
+    const HEX_LOWER: [u8; 256] = {
+        let mut t = [0x80u8; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = match b {
+                b'0'..=b'9' | b'a'..=b'f' => b,
+                b'A'..=b'F' => b + 32,
+                _ => 0x80,
+            };
+            c += 1;
+        }
+        t
+    };
+
+    /// The byte-at-a-time check `lower_uuid` replaced.
+    fn reference(b: &[u8; 36]) -> Option<[u8; 36]> {
+        if b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
+            return None;
+        }
+        let mut out = [0u8; 36];
+        let mut bad = 0u8;
+        for (start, end) in [(0, 8), (9, 13), (14, 18), (19, 23), (24, 36)] {
+            for (&c, o) in b[start..end].iter().zip(&mut out[start..end]) {
+                let l = HEX_LOWER[usize::from(c)];
+                bad |= l;
+                *o = l;
+            }
+        }
+        for i in [8, 13, 18, 23] {
+            out[i] = b'-';
+        }
+        (bad & 0x80 == 0).then_some(out)
+    }
+
+    #[test]
+    fn word_at_a_time_uuids_match_the_byte_at_a_time_check() {
+        let base = *b"6F9f3c2e-4C5b-4a6b-9c1d-2e3f4A5b6c7D";
+        // every byte value at every position, then random mixes of tricky bytes
+        let mut cases = vec![base];
+        for pos in 0..36 {
+            for v in 0..=255u8 {
+                let mut c = base;
+                c[pos] = v;
+                cases.push(c);
+            }
+        }
+        let tricky = b"0189afAFgG-/:@`{ \x7f\x80\xc3\xff";
+        let mut x: u64 = 0x0DDB_1A5E_5BAD_5EED;
+        for _ in 0..50_000 {
+            let mut c = base;
+            for _ in 0..3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                c[(x % 36) as usize] = tricky[((x >> 8) % tricky.len() as u64) as usize];
+            }
+            cases.push(c);
+        }
+        let mut valid = 0;
+        for c in &cases {
+            let mut out = [0u8; 36];
+            let got = lower_uuid(c, &mut out).then_some(out);
+            assert_eq!(got, reference(c), "{:?}", String::from_utf8_lossy(c));
+            valid += usize::from(got.is_some());
+        }
+        assert!(valid > 1000 && valid < cases.len() / 2, "{valid}");
     }
 }

@@ -237,12 +237,16 @@ impl TablePlan {
     pub fn apply(&mut self, sb: &SourceBatch) -> Result<Processed, IngestError> {
         let n = sb.lines.len();
         // first failure of each row: (output column, rule, reason)
-        let mut failed: Vec<Option<(usize, &'static str, String)>> = vec![None; n];
+        // (allocated on the first failure: most batches have none)
+        let mut failed: Vec<Option<(usize, &'static str, String)>> = Vec::new();
         let mut opted = vec![false; n];
         let mut arrays: Vec<Option<ArrayRef>> = vec![None; self.outputs.len()];
         let note = |failed: &mut Vec<Option<(usize, &'static str, String)>>,
                     col: usize,
                     fs: &[RowFailure]| {
+            if failed.is_empty() && !fs.is_empty() {
+                failed.resize(n, None);
+            }
             for f in fs {
                 if failed[f.row].is_none() {
                     failed[f.row] = Some((col, f.rule, f.reason.to_string()));
@@ -301,7 +305,7 @@ impl TablePlan {
             if opted[i] {
                 opted_out += 1;
                 keep.push(false);
-            } else if let Some((col, rule, reason)) = failed[i].take() {
+            } else if let Some((col, rule, reason)) = failed.get_mut(i).and_then(Option::take) {
                 quarantined.push(QuarantinedRow {
                     line: sb.lines[i],
                     column: Some(self.outputs[col].source.clone()),
