@@ -301,8 +301,8 @@ impl TablePlan {
         let mut quarantined = Vec::new();
         let mut keep = Vec::with_capacity(n);
         let mut opted_out = 0u64;
-        for i in 0..n {
-            if opted[i] {
+        for (i, &opted) in opted.iter().enumerate() {
+            if opted {
                 opted_out += 1;
                 keep.push(false);
             } else if let Some((col, rule, reason)) = failed.get_mut(i).and_then(Option::take) {
