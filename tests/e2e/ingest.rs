@@ -319,7 +319,19 @@ fn the_safe_harbor_profile_shifts_dates_per_person_and_keeps_birth_year_only() {
     let src = synthea27();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    new_key(d);
+    // The vector key, not a new one: a person's shift is one of 101 values in [-50, 50]
+    // days, so with a random key one of the 27 patients keeps all their dates about one
+    // run in five (shift 0), which made the "few starts unshifted" check below fail at
+    // random. With a fixed key the shifts, and so this test, are the same every run.
+    let keys = d.join("dhub-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let key = write_key(&keys, vectors()["master_key_hex"].as_str().unwrap());
+    std::fs::rename(key, keys.join("master.key")).unwrap();
     ingest(
         d,
         &[
@@ -344,7 +356,8 @@ fn the_safe_harbor_profile_shifts_dates_per_person_and_keeps_birth_year_only() {
     for y in read["patients"]["values"]["birth_year"].as_array().unwrap() {
         assert!(n(y) >= 1936, "{y}");
     }
-    // every encounter start is shifted: few, if any, raw starts survive unchanged
+    // every encounter start is shifted: few, if any, raw starts survive unchanged (with
+    // the vector key, 2 of 604 shifted starts happen to equal another raw start)
     let raw: HashSet<String> = csv_column(&src.join("encounters.csv"), "START")
         .into_iter()
         .collect();
@@ -354,7 +367,7 @@ fn the_safe_harbor_profile_shifts_dates_per_person_and_keeps_birth_year_only() {
         .filter(|s| raw.contains(&s.as_str().unwrap().replace(' ', "T").replace("+00:00", "Z")))
         .count();
     assert!(
-        same * 10 < shifted.len(),
+        same * 100 < shifted.len(),
         "{same} of {} starts unshifted",
         shifted.len()
     );
