@@ -260,26 +260,18 @@ mod tests {
         let ids: Vec<String> = (0..SAMPLE_ROWS as usize * 2)
             .map(|i| format!("p{}", i / 4))
             .collect();
+        let same_as_plain = |cached: &mut CachedPseudonymiser, input: &StringArray| {
+            let got = cached.pseudonymise(input).unwrap();
+            let want = p.pseudonymise(input, IdFormat::Text).unwrap();
+            assert_eq!(got.array.as_ref(), want.array.as_ref());
+        };
         for chunk in ids.chunks(8192) {
-            let input = StringArray::from_iter_values(chunk);
-            let got = cached.pseudonymise(&input).unwrap();
-            assert_eq!(
-                got.array.as_ref(),
-                p.pseudonymise(&input, IdFormat::Text)
-                    .unwrap()
-                    .array
-                    .as_ref()
-            );
+            same_as_plain(&mut cached, &StringArray::from_iter_values(chunk));
         }
         assert!(cached.enabled && !cached.use_table && cached.short.is_empty());
-        let again = StringArray::from_iter_values(["p7", "p7", "p1", "p9000"]);
-        let got = cached.pseudonymise(&again).unwrap();
-        assert_eq!(
-            got.array.as_ref(),
-            p.pseudonymise(&again, IdFormat::Text)
-                .unwrap()
-                .array
-                .as_ref()
+        same_as_plain(
+            &mut cached,
+            &StringArray::from_iter_values(["p7", "p7", "p1", "p9000"]),
         );
     }
 }
