@@ -119,12 +119,12 @@ pub fn days_from_ymd(y: i32, m: u32, d: u32) -> Option<i32> {
     if !(1..=12).contains(&m) || d == 0 || !YEARS.contains(&y) {
         return None;
     }
-    let leap = m == 2 && is_leap(y);
-    if d > MONTH_DAYS[m as usize - 1] + u32::from(leap) {
+    let leap = is_leap(y);
+    if d > MONTH_DAYS[m as usize - 1] + u32::from(m == 2 && leap) {
         return None;
     }
     if let Some(&start) = YEAR_STARTS.get(y.wrapping_sub(TABLE_FROM) as usize) {
-        let after_feb = u32::from(m > 2 && is_leap(y));
+        let after_feb = u32::from(m > 2 && leap);
         return Some(start + (MONTH_STARTS[m as usize - 1] + after_feb + d - 1) as i32);
     }
     i32::try_from(civil_days(y, m, d)).ok()

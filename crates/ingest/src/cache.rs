@@ -18,7 +18,7 @@ const INLINE: usize = 47;
 
 /// A short raw value as a fixed-size key: hashing and comparing it needs no call and
 /// no allocation.
-#[derive(PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct InlineKey {
     len: u8,
     bytes: [u8; INLINE],
@@ -50,6 +50,32 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 type Hasher = foldhash::fast::RandomState;
 
+/// The remembered outcome of `query` in `map`, or `compute`d and remembered under
+/// `key()` (the map is cleared first when full); counts a found one in `hits`.
+#[inline]
+fn remembered<K, Q>(
+    map: &mut HashMap<K, MemoResult, Hasher>,
+    query: &Q,
+    key: impl FnOnce() -> K,
+    compute: &mut dyn FnMut() -> MemoResult,
+    hits: &mut u64,
+) -> MemoResult
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(v) = map.get(query) {
+        *hits += 1;
+        return *v;
+    }
+    let v = compute();
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key(), v);
+    v
+}
+
 /// A pseudonymiser for one column, with an adaptive memo of pseudonyms.
 pub struct CachedPseudonymiser {
     p: Arc<Pseudonymiser>,
@@ -63,8 +89,8 @@ pub struct CachedPseudonymiser {
     /// shortcut, and remembering every value would only fill the table.
     use_table: bool,
     rows: u64,
+    /// Rows found from the previous row or in the table.
     hits: u64,
-    lookups: u64,
     table_hits: u64,
     /// The previous row's raw value and outcome: event tables come grouped by patient,
     /// so a value often repeats on the next row, found without hashing it.
@@ -94,7 +120,6 @@ impl CachedPseudonymiser {
             use_table: true,
             rows: 0,
             hits: 0,
-            lookups: 0,
             table_hits: 0,
             last: Vec::new(),
             last_memo: None,
@@ -109,7 +134,7 @@ impl CachedPseudonymiser {
         let p = self.p.clone();
         let (short, long) = (&mut self.short, &mut self.long);
         let (last, last_memo) = (&mut self.last, &mut self.last_memo);
-        let (mut rows, mut hits, mut lookups, mut table_hits) = (0u64, 0u64, 0u64, 0u64);
+        let (mut rows, mut hits, mut table_hits) = (0u64, 0u64, 0u64);
         let use_table = self.use_table;
         let out = p.pseudonymise_with(input, self.format, |raw, compute| {
             rows += 1;
@@ -119,35 +144,12 @@ impl CachedPseudonymiser {
                 hits += 1;
                 return *v;
             }
-            lookups += 1;
-            let v = match InlineKey::new(raw) {
-                _ if !use_table => compute(),
-                Some(key) => {
-                    if let Some(v) = short.get(&key) {
-                        table_hits += 1;
-                        *v
-                    } else {
-                        let v = compute();
-                        if short.len() >= MAX_ENTRIES {
-                            short.clear();
-                        }
-                        short.insert(key, v);
-                        v
-                    }
-                }
-                None => {
-                    if let Some(v) = long.get(raw) {
-                        table_hits += 1;
-                        *v
-                    } else {
-                        let v = compute();
-                        if long.len() >= MAX_ENTRIES {
-                            long.clear();
-                        }
-                        long.insert(raw.into(), v);
-                        v
-                    }
-                }
+            let v = if !use_table {
+                compute()
+            } else if let Some(key) = InlineKey::new(raw) {
+                remembered(short, &key, || key, compute, &mut table_hits)
+            } else {
+                remembered(long, raw, || raw.into(), compute, &mut table_hits)
             };
             last.clear();
             last.extend_from_slice(raw);
@@ -156,14 +158,14 @@ impl CachedPseudonymiser {
         });
         self.rows += rows;
         self.hits += hits + table_hits;
-        self.lookups += lookups;
         self.table_hits += table_hits;
         if self.rows >= SAMPLE_ROWS && self.use_table {
             if self.hits * 2 < self.rows {
                 // values rarely repeat: hashing directly is cheaper than remembering
                 self.enabled = false;
-            } else if self.table_hits * 8 < self.lookups {
-                // repeats come in runs: the previous row is all the memory needed
+            } else if self.table_hits * 8 < self.rows - (self.hits - self.table_hits) {
+                // (of the rows the previous row did not answer) repeats come in runs:
+                // the previous row is all the memory needed
                 self.use_table = false;
             }
             if !self.enabled || !self.use_table {

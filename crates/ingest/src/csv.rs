@@ -119,18 +119,16 @@ pub struct CsvReader<R> {
     block_size: usize,
     /// Blocks allocated (not reused) so far.
     allocated: u64,
-    /// Where the structural scan stands (see [`Scan`]).
-    scan: Scan,
+    /// Where the structural scan stands in the current block (see [`Scan`]); `None`
+    /// once the block changes.
+    scan: Option<Scan>,
 }
 
 /// The structural scan: delimiters, quotes and line feeds are found 64 bytes at a time
 /// as a bit mask, then taken one set bit at a time, so splitting a line costs a few
 /// instructions per field, not a search call per field.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Scan {
-    /// The block the scan is in (positions belong to one block).
-    block_id: u64,
-    valid: bool,
     /// First byte of the 64 the mask covers.
     base: usize,
     /// Structural bytes of `base..base + 64` not yet taken.
@@ -230,7 +228,7 @@ impl<R: Read> CsvReader<R> {
             pool: Vec::new(),
             block_size: BLOCK,
             allocated: 0,
-            scan: Scan::default(),
+            scan: None,
         }
     }
 
@@ -308,6 +306,7 @@ impl<R: Read> CsvReader<R> {
             self.pool.push(old);
         }
         self.block_id += 1;
+        self.scan = None;
         self.pos -= self.mark;
         self.mark = 0;
         Ok(got > 0)
@@ -371,9 +370,9 @@ impl<R: Read> CsvReader<R> {
             let start = self.pos;
             self.mark = start;
             let data: &[u8] = &self.block;
-            let sc = self.scan;
             let (mut base, mut mask, mut non_ascii);
-            if sc.valid && sc.block_id == self.block_id && (sc.base..sc.base + 64).contains(&start)
+            if let Some(sc) = self.scan
+                && (sc.base..sc.base + 64).contains(&start)
             {
                 (base, mask, non_ascii) = (
                     sc.base,
@@ -384,7 +383,6 @@ impl<R: Read> CsvReader<R> {
                 let (hits, high) = masks_at(data, start, delimiter, quote);
                 (base, mask, non_ascii) = (start, hits, last_high(start, high));
             } else {
-                self.scan.valid = false;
                 if !self.refill()? {
                     return Ok(None);
                 }
@@ -415,13 +413,11 @@ impl<R: Read> CsvReader<R> {
                     from = p + 1;
                 }
             };
-            self.scan = Scan {
-                block_id: self.block_id,
-                valid: true,
+            self.scan = Some(Scan {
                 base,
                 mask,
                 non_ascii,
-            };
+            });
             let (end, next) = match found {
                 Some(found) => found,
                 None if self.eof => {
@@ -434,7 +430,6 @@ impl<R: Read> CsvReader<R> {
                 }
                 None => {
                     // the line goes on past this block: read on and scan it again
-                    self.scan.valid = false;
                     if !self.refill()? && self.pos >= self.block.len() {
                         return Ok(None);
                     }

@@ -477,27 +477,10 @@ pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
         return RuleOutput::ok(arrow_array::make_array(input.to_data()));
     }
     // text to numbers and timestamps in one pass (the common case of a CSV source)
-    if let Some(s) = input.as_string_opt::<i32>() {
-        use arrow_array::types::{Int32Type, Int64Type};
-        fn out((a, failures): (impl Array + 'static, Vec<RowFailure>)) -> Option<RuleOutput> {
-            Some(RuleOutput {
-                array: Arc::new(a),
-                failures,
-            })
-        }
-        let typed = match t {
-            OutType::Float64 => out(crate::typed::floats(s)),
-            OutType::Int64 => out(crate::typed::integers::<Int64Type>(s)),
-            OutType::Int32 => out(crate::typed::integers::<Int32Type>(s)),
-            OutType::Timestamp => {
-                let (a, f) = crate::typed::timestamps(s);
-                out((a.with_timezone("UTC"), f))
-            }
-            OutType::String | OutType::Boolean | OutType::Date => None,
-        };
-        if let Some(o) = typed {
-            return o;
-        }
+    if let Some(s) = input.as_string_opt::<i32>()
+        && let Some((array, failures)) = crate::typed::convert_text(s, t)
+    {
+        return RuleOutput { array, failures };
     }
     let array: ArrayRef = match (t, is_text) {
         (OutType::Date, true) => {

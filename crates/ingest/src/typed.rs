@@ -1,13 +1,13 @@
-//! Text columns into typed ones (`keep` with a declared number or timestamp type), in
-//! one pass over the values: surrounding white space ignored, blank means null, and a
+//! Text into typed columns (`keep` with a declared number or timestamp type), one value
+//! at a time, by the reading thread from a line's fields or from a text column: the same
+//! [`TypedCol`] either way. Surrounding white space is ignored, blank means null, and a
 //! value that does not convert is a row failure, never a silent null.
 
 use std::sync::Arc;
 
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int32Array, Int64Array, PrimitiveArray,
-    StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_cast::parse::Parser;
@@ -28,67 +28,15 @@ fn trimmed(v: &str) -> &str {
     }
 }
 
-/// Parses every value of `input` with `parse`: nulls and blanks give null, a value
-/// `parse` refuses gives null and a failure with `reason`.
-fn parse_column<T: ArrowPrimitiveType>(
-    input: &StringArray,
-    reason: Reason,
-    mut parse: impl FnMut(&str) -> Option<T::Native>,
-) -> (PrimitiveArray<T>, Vec<RowFailure>) {
-    let n = input.len();
-    let mut values = Vec::with_capacity(n);
-    let mut nulls = NullBufferBuilder::new(n);
-    let mut failures = Vec::new();
-    for (row, v) in input.iter().enumerate() {
-        let parsed = match v.map(trimmed) {
-            None | Some("") => None,
-            Some(s) => {
-                let p = parse(s);
-                if p.is_none() {
-                    failures.push(RowFailure {
-                        row,
-                        rule: "keep",
-                        reason,
-                    });
-                }
-                p
-            }
-        };
-        match parsed {
-            Some(x) => {
-                values.push(x);
-                nulls.append_non_null();
-            }
-            None => {
-                values.push(T::Native::default());
-                nulls.append_null();
-            }
-        }
-    }
-    let array = PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls.finish());
-    (array, failures)
-}
-
-/// Integers: `T`'s Arrow parser (what a cast accepts).
-pub(crate) fn integers<T: ArrowPrimitiveType + Parser>(
-    input: &StringArray,
-) -> (PrimitiveArray<T>, Vec<RowFailure>) {
-    parse_column::<T>(input, Reason::NotANumber, T::parse)
-}
-
-/// Floats: a plain decimal (`-123.45`, at most 15 digits) exactly, anything else with
+/// A float: a plain decimal (`-123.45`, at most 15 digits) exactly, anything else with
 /// Arrow's parser (what a cast accepts: exponents, `inf`, `NaN`, …).
-pub(crate) fn floats(input: &StringArray) -> (PrimitiveArray<Float64Type>, Vec<RowFailure>) {
-    parse_column::<Float64Type>(input, Reason::NotANumber, parse_float)
-}
-
-/// A float as [`floats`] reads it.
 #[inline]
 fn parse_float(s: &str) -> Option<f64> {
     plain_decimal(s.as_bytes()).or_else(|| Float64Type::parse(s))
 }
 
-/// Microseconds since the epoch of ISO date or date-time text, as [`timestamps`] reads it.
+/// Microseconds since the epoch of ISO date or date-time text; a bare date is midnight
+/// UTC.
 #[inline]
 fn parse_timestamp(s: &str) -> Option<i64> {
     match temporal::parse_temporal(s)? {
@@ -138,12 +86,17 @@ impl TypedCol {
     /// Appends one field (bytes of a line that is valid UTF-8, cut at ASCII delimiters).
     #[inline]
     pub(crate) fn push(&mut self, field: &[u8]) {
-        let row = self.rows;
-        self.rows += 1;
-        let Ok(text) = std::str::from_utf8(field) else {
+        match std::str::from_utf8(field) {
+            Ok(text) => self.push_text(text),
             // (cannot happen: lines are checked first; refused, never a silent null)
-            return self.fail(row);
-        };
+            Err(_) => self.fail(),
+        }
+    }
+
+    /// Appends one value: surrounding white space ignored, blank is null, a value that
+    /// does not convert is a failure (and null).
+    #[inline]
+    pub(crate) fn push_text(&mut self, text: &str) {
         let text = trimmed(text);
         if text.is_empty() {
             return self.push_null();
@@ -155,37 +108,46 @@ impl TypedCol {
             TypedValues::Timestamp(v) => parse_timestamp(text).map(|x| v.push(x)),
         };
         match ok {
-            Some(()) => self.nulls.append_non_null(),
-            None => self.fail(row),
+            Some(()) => {
+                self.nulls.append_non_null();
+                self.rows += 1;
+            }
+            None => self.fail(),
         }
     }
 
-    fn fail(&mut self, row: usize) {
+    fn fail(&mut self) {
         let reason = match self.values {
             TypedValues::Timestamp(_) => Reason::UnparseableDate,
             _ => Reason::NotANumber,
         };
         self.failures.push(RowFailure {
-            row,
+            row: self.rows,
             rule: "keep",
             reason,
         });
         self.push_null();
     }
 
-    fn push_null(&mut self) {
+    /// Appends a null.
+    pub(crate) fn push_null(&mut self) {
         match &mut self.values {
             TypedValues::Float64(v) => v.push(0.0),
             TypedValues::Int64(v) | TypedValues::Timestamp(v) => v.push(0),
             TypedValues::Int32(v) => v.push(0),
         }
         self.nulls.append_null();
+        self.rows += 1;
     }
 
     /// The column so far and its failures (row numbers from the last `finish`); the
-    /// builder starts over.
+    /// builder starts over, sized for as many rows.
     pub(crate) fn finish(&mut self) -> (ArrayRef, Vec<RowFailure>) {
-        let cap = self.rows;
+        self.build(self.rows)
+    }
+
+    /// [`TypedCol::finish`], the next values sized for `cap` rows.
+    fn build(&mut self, cap: usize) -> (ArrayRef, Vec<RowFailure>) {
         self.rows = 0;
         let nulls = self.nulls.finish();
         let array: ArrayRef = match &mut self.values {
@@ -250,17 +212,26 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
     Some(if neg { -v } else { v })
 }
 
-/// Timestamps (microseconds, UTC) of ISO date or date-time text; a bare date is
-/// midnight UTC.
-pub(crate) fn timestamps(
-    input: &StringArray,
-) -> (PrimitiveArray<TimestampMicrosecondType>, Vec<RowFailure>) {
-    parse_column::<TimestampMicrosecondType>(input, Reason::UnparseableDate, parse_timestamp)
+/// `keep` of a text column as a number or a timestamp (`None` for any other type):
+/// each value as the reading thread reads a field (see [`TypedCol`]).
+pub(crate) fn convert_text(input: &StringArray, t: OutType) -> Option<(ArrayRef, Vec<RowFailure>)> {
+    let mut col = TypedCol::new(t, input.len())?;
+    for v in input {
+        match v {
+            Some(text) => col.push_text(text),
+            None => col.push_null(),
+        }
+    }
+    Some(col.build(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::StringViewArray;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
+    use dhub_deid::RuleOutput;
 
     #[test]
     fn plain_decimals_match_the_full_parser() {
@@ -337,33 +308,39 @@ mod tests {
             Some("2e3 "),
             Some("-0.25"),
         ]);
-        let (a, f) = floats(&input);
-        let got: Vec<_> = a.iter().collect();
+        let (a, f) = convert_text(&input, OutType::Float64).unwrap();
+        let got: Vec<_> = a.as_primitive::<Float64Type>().iter().collect();
         assert_eq!(
             got,
             vec![Some(1.5), None, None, None, Some(2000.0), Some(-0.25)]
         );
         assert_eq!(f.iter().map(|f| f.row).collect::<Vec<_>>(), vec![3]);
-        let (a, f) = integers::<arrow_array::types::Int32Type>(&StringArray::from(vec![
-            "7", " -3 ", "1.5", "",
-        ]));
+        let (a, f) = convert_text(
+            &StringArray::from(vec!["7", " -3 ", "1.5", ""]),
+            OutType::Int32,
+        )
+        .unwrap();
         assert_eq!(
-            a.iter().collect::<Vec<_>>(),
+            a.as_primitive::<Int32Type>().iter().collect::<Vec<_>>(),
             vec![Some(7), Some(-3), None, None]
         );
         assert_eq!(f.iter().map(|f| f.row).collect::<Vec<_>>(), vec![2]);
-        let (a, f) = timestamps(&StringArray::from(vec![
-            "1970-01-02",
-            "1970-01-01T00:00:01Z",
-            "1970-13-01",
-        ]));
-        let got: Vec<_> = a.iter().collect();
+        let (a, f) = convert_text(
+            &StringArray::from(vec!["1970-01-02", "1970-01-01T00:00:01Z", "1970-13-01"]),
+            OutType::Timestamp,
+        )
+        .unwrap();
+        let got: Vec<_> = a
+            .as_primitive::<TimestampMicrosecondType>()
+            .iter()
+            .collect();
         assert_eq!(got, vec![Some(MICROS_PER_DAY), Some(1_000_000), None]);
         assert_eq!(f.iter().map(|f| f.row).collect::<Vec<_>>(), vec![2]);
     }
 
     #[test]
     fn typed_columns_read_fields_as_the_text_path_converts_them() {
+        assert!(convert_text(&StringArray::from(vec!["1"]), OutType::String).is_none());
         let fields: Vec<&str> = vec![
             "12.5",
             " 7 ",
@@ -402,24 +379,13 @@ mod tests {
                     col.push(f.as_bytes());
                 }
                 let (got, got_failures) = col.finish();
-                let (want, want_failures): (ArrayRef, _) = match t {
-                    OutType::Float64 => {
-                        let (a, f) = floats(&text);
-                        (Arc::new(a), f)
-                    }
-                    OutType::Int64 => {
-                        let (a, f) = integers::<Int64Type>(&text);
-                        (Arc::new(a), f)
-                    }
-                    OutType::Int32 => {
-                        let (a, f) = integers::<Int32Type>(&text);
-                        (Arc::new(a), f)
-                    }
-                    _ => {
-                        let (a, f) = timestamps(&text);
-                        (Arc::new(a.with_timezone("UTC")), f)
-                    }
-                };
+                // the reference: `keep`'s general path, which a text column that is not
+                // Utf8 takes (trimmed copy, then an Arrow cast or the ISO parser)
+                let view: ArrayRef = Arc::new(StringViewArray::from_iter(text.iter()));
+                let RuleOutput {
+                    array: want,
+                    failures: want_failures,
+                } = crate::deidentify::convert(view.as_ref(), t);
                 assert_eq!(got.as_ref(), want.as_ref(), "{t:?}");
                 let rows =
                     |f: &[RowFailure]| f.iter().map(|f| (f.row, f.reason)).collect::<Vec<_>>();

@@ -57,11 +57,17 @@ enum Col {
 }
 
 impl Col {
-    /// The text column (NDJSON builds text columns only).
-    fn text(&mut self) -> Option<&mut StrCol> {
+    fn push(&mut self, v: &[u8]) {
         match self {
-            Col::Text(c) => Some(c),
-            Col::Typed(_) => None,
+            Col::Text(c) => c.push(v),
+            Col::Typed(c) => c.push(v),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Col::Text(c) => c.push_null(),
+            Col::Typed(c) => c.push_null(),
         }
     }
 }
@@ -439,9 +445,10 @@ pub(crate) fn ndjson(
     out: &Sender,
 ) -> Result<Counts, IngestError> {
     let inputs = plan.inputs.clone();
+    let kinds = plan.input_kinds();
     pipelined(plan, out, |send, table| {
         let mut counts = Counts::default();
-        let mut b = BatchBuilder::new(&vec![None; inputs.len()], batch_rows);
+        let mut b = BatchBuilder::new(&kinds, batch_rows);
         let mut bad = Vec::new();
         let mut line = Vec::new();
         let mut n = 0u64;
@@ -495,7 +502,7 @@ pub(crate) fn ndjson(
                 ));
                 continue;
             }
-            for (col, name) in b.cols.iter_mut().filter_map(Col::text).zip(&inputs) {
+            for (col, name) in b.cols.iter_mut().zip(&inputs) {
                 match obj.get(name) {
                     None | Some(serde_json::Value::Null) => col.push_null(),
                     Some(serde_json::Value::String(s)) => col.push(s.as_bytes()),
