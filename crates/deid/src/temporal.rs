@@ -171,9 +171,29 @@ pub fn parse_temporal(s: &str) -> Option<Temporal> {
         [f, .., l] if f.is_ascii_digit() && l.is_ascii_graphic() => s.as_bytes(),
         _ => s.trim().as_bytes(),
     };
-    if let Some(t) = parse_utc_seconds(b) {
-        return t;
+    parse_temporal_bytes(b)
+}
+
+/// [`parse_temporal`] of bytes that have no surrounding white space (a field cut from
+/// a line, say): the accepted shapes are all ASCII, so no UTF-8 check is needed first.
+/// White space around the value is not trimmed here and makes it unparseable.
+///
+/// ```
+/// use dhub_deid::temporal::{parse_temporal, parse_temporal_bytes};
+/// let s = "2019-03-04T10:11:12Z";
+/// assert_eq!(parse_temporal_bytes(s.as_bytes()), parse_temporal(s));
+/// assert_eq!(parse_temporal_bytes(b" 2019-03-04"), None);
+/// ```
+#[inline]
+pub fn parse_temporal_bytes(b: &[u8]) -> Option<Temporal> {
+    match parse_utc_seconds(b) {
+        Some(t) => Some(t),
+        None => parse_general(b),
     }
+}
+
+/// Every shape [`parse_temporal_bytes`] accepts, field by field.
+fn parse_general(b: &[u8]) -> Option<Temporal> {
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
@@ -234,36 +254,55 @@ pub fn parse_temporal(s: &str) -> Option<Temporal> {
     ))
 }
 
-/// The most common shape, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed positions: `Some(result)`
-/// when `b` has that shape (the result as [`parse_temporal`] gives it), `None` to take
-/// the general path.
+/// The most common shape, `YYYY-MM-DDTHH:MM:SSZ`, read at fixed positions: `Some` when
+/// `b` has that shape with digits where digits go and is a valid instant (the result
+/// [`parse_temporal`] gives it), `None` to take the general path (which also rejects
+/// what is not valid).
 #[inline]
-fn parse_utc_seconds(b: &[u8]) -> Option<Option<Temporal>> {
+fn parse_utc_seconds(b: &[u8]) -> Option<Temporal> {
     let b: &[u8; 20] = b.try_into().ok()?;
-    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    // The whole shape checked a word at a time: each byte XOR its template byte is
+    // 0..=9 where a digit goes ('0' in the template) and 0 where a separator goes; the
+    // per-byte addend (0x76 for a digit, 0x7f for a separator) sets a byte's top bit
+    // exactly when it is out of range (a byte already >= 0x80 is caught by `| x`, and
+    // only such a byte can carry into its neighbour).
+    const SHAPE: &[u8; 20] = b"0000-00-00T00:00:00Z";
+    const fn addends(shape: &[u8]) -> [u8; 20] {
+        let mut a = [0u8; 20];
+        let mut i = 0;
+        while i < shape.len() {
+            a[i] = if shape[i] == b'0' { 0x76 } else { 0x7f };
+            i += 1;
+        }
+        a
+    }
+    const ADD: [u8; 20] = addends(SHAPE);
+    let word = |s: &[u8; 20], i: usize| {
+        let mut w = [0u8; 8];
+        let n = (20 - i).min(8);
+        w[..n].copy_from_slice(&s[i..i + n]);
+        u64::from_le_bytes(w)
+    };
+    let mut bad = 0u64;
+    for i in [0, 8, 16] {
+        let x = word(b, i) ^ word(SHAPE, i);
+        bad |= (x.wrapping_add(word(&ADD, i)) | x) & 0x8080_8080_8080_8080;
+    }
+    if bad != 0 {
         return None;
     }
-    if b[19] != b'Z' {
-        return None;
-    }
-    let d = |i: usize| u32::from(b[i].wrapping_sub(b'0'));
+    let d = |i: usize| u32::from(b[i] - b'0');
     let two = |i: usize| d(i) * 10 + d(i + 1);
-    let digits = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    if digits.iter().any(|&i| d(i) > 9) {
-        return Some(None);
-    }
     let (y, m, day) = (two(0) * 100 + two(2), two(5), two(8));
     let (h, mi, sec) = (two(11), two(14), two(17));
     if h > 23 || mi > 59 || sec > 60 {
-        return Some(None);
+        return None;
     }
-    let Some(days) = days_from_ymd(y as i32, m, day) else {
-        return Some(None);
-    };
+    let days = days_from_ymd(y as i32, m, day)?;
     let secs = i64::from(h * 3600 + mi * 60 + sec);
-    Some(Some(Temporal::Timestamp(
+    Some(Temporal::Timestamp(
         i64::from(days) * MICROS_PER_DAY + secs * 1_000_000,
-    )))
+    ))
 }
 
 /// What a text column holds, for rules whose output keeps the column's kind.
@@ -814,12 +853,23 @@ mod tests {
                 f(31, 62)
             );
             let fixed = format!("{s}Z");
-            assert!(parse_utc_seconds(fixed.as_bytes()).is_some());
-            assert_eq!(
-                parse_temporal(&fixed),
-                parse_temporal(&format!("{s}+00:00")),
-                "{fixed}"
-            );
+            let general = parse_temporal(&format!("{s}+00:00"));
+            // the fixed shape answers every valid instant itself
+            assert_eq!(parse_utc_seconds(fixed.as_bytes()), general, "{fixed}");
+            assert_eq!(parse_temporal(&fixed), general, "{fixed}");
+        }
+        // one byte replaced (any byte value, at every position): the fixed shape
+        // answers only what the general path answers
+        let good = *b"2019-03-04T10:11:12Z";
+        for i in 0..good.len() {
+            for v in 0..=255u8 {
+                let mut b = good;
+                b[i] = v;
+                if let Some(t) = parse_utc_seconds(&b) {
+                    assert_eq!(Some(t), parse_general(&b), "{b:?}");
+                }
+                assert_eq!(parse_temporal_bytes(&b), parse_general(&b), "{b:?}");
+            }
         }
         for bad in [
             "2019-01-01T0a:00:00Z",

@@ -16,24 +16,34 @@ const SAMPLE_ROWS: u64 = 1 << 16;
 /// Raw values up to this long are memo keys held inline (a UUID is 36 bytes).
 const INLINE: usize = 47;
 
-/// A short raw value as a fixed-size key: hashing and comparing it needs no call and
-/// no allocation.
+/// A short raw value as a fixed-size key: six words, the value's bytes zero-padded and
+/// its length in the top byte. Building, hashing and comparing it needs no library call
+/// and no allocation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct InlineKey {
-    len: u8,
-    bytes: [u8; INLINE],
-}
+struct InlineKey([u64; 6]);
 
 impl InlineKey {
     #[inline]
     fn new(raw: &[u8]) -> Option<Self> {
-        let mut bytes = [0u8; INLINE];
-        bytes.get_mut(..raw.len())?.copy_from_slice(raw);
-        Some(Self {
-            len: raw.len() as u8,
-            bytes,
-        })
+        if raw.len() > INLINE {
+            return None;
+        }
+        let mut w = [0u64; 6];
+        let (chunks, tail) = raw.as_chunks::<8>();
+        for (d, c) in w.iter_mut().zip(chunks) {
+            *d = u64::from_le_bytes(*c);
+        }
+        // at most 47 bytes: at most five whole words, the tail in the next
+        *w.get_mut(chunks.len())? = tail_word(tail);
+        w[5] |= (raw.len() as u64) << 56;
+        Some(Self(w))
     }
+}
+
+/// The (fewer than eight) bytes of `t` as one little-endian word, zero-padded.
+#[inline]
+fn tail_word(t: &[u8]) -> u64 {
+    t.iter().rev().fold(0, |acc, &b| (acc << 8) | u64::from(b))
 }
 
 /// Byte equality without a library call for short values (the previous row's value is
@@ -45,7 +55,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     }
     let (ac, at) = a.as_chunks::<8>();
     let (bc, bt) = b.as_chunks::<8>();
-    ac.iter().zip(bc).all(|(x, y)| x == y) && at == bt
+    ac.iter().zip(bc).all(|(x, y)| x == y) && tail_word(at) == tail_word(bt)
 }
 
 type Hasher = foldhash::fast::RandomState;
@@ -182,6 +192,34 @@ mod tests {
     use super::*;
     use arrow_array::StringArray;
     use dhub_deid::MasterKey;
+
+    #[test]
+    fn inline_keys_and_same_agree_with_byte_equality() {
+        // every length up to the inline limit and past it, values that differ in one
+        // byte or only by trailing zero bytes
+        let mut values: Vec<Vec<u8>> = Vec::new();
+        for len in 0..=INLINE + 2 {
+            let v: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+            for i in 0..len {
+                let mut w = v.clone();
+                w[i] ^= 0x80;
+                values.push(w);
+            }
+            let mut z = v.clone();
+            z.push(0);
+            values.push(z);
+            values.push(v);
+        }
+        for a in &values {
+            for b in &values {
+                assert_eq!(same(a, b), a == b, "{a:?} {b:?}");
+                if let (Some(x), Some(y)) = (InlineKey::new(a), InlineKey::new(b)) {
+                    assert_eq!(x == y, a == b, "{a:?} {b:?}");
+                }
+            }
+            assert_eq!(InlineKey::new(a).is_some(), a.len() <= INLINE);
+        }
+    }
 
     #[test]
     fn memo_and_repeat_shortcut_give_the_plain_pseudonyms() {

@@ -16,6 +16,7 @@ use crate::error::IngestError;
 use crate::optout::OptOuts;
 use crate::quarantine::QuarantinedRow;
 use crate::spec::{OutType, Rule, TableSpec};
+use crate::typed::TypedInput;
 
 /// Source columns of one batch, with the line numbers and raw lines of its rows.
 #[derive(Debug)]
@@ -180,11 +181,11 @@ impl TablePlan {
         self.schema.clone()
     }
 
-    /// For each input, the type a reader may build it as straight from the source text
-    /// (`Some`) instead of a text column: an input whose only uses are `keep` rules of
-    /// one number or timestamp type. Its failures go in
-    /// [`SourceBatch::input_failures`].
-    pub fn input_kinds(&self) -> Vec<Option<OutType>> {
+    /// For each input, the typed column a reader may build straight from the source
+    /// text (`Some`) instead of a text column: an input whose only uses are `keep` rules
+    /// of one number or timestamp type, or `truncate_date` rules (which read only each
+    /// value's day). Its failures go in [`SourceBatch::input_failures`].
+    pub(crate) fn input_kinds(&self) -> Vec<Option<TypedInput>> {
         (0..self.inputs.len())
             .map(|i| {
                 let mut kind = None;
@@ -195,15 +196,20 @@ impl TablePlan {
                     if o.input != i {
                         continue;
                     }
-                    match o.rule {
+                    let k = match o.rule {
                         Rule::Keep(
                             t @ (OutType::Float64
                             | OutType::Int64
                             | OutType::Int32
                             | OutType::Timestamp),
-                        ) if kind.is_none_or(|k| k == t) => kind = Some(t),
+                        ) => TypedInput::Keep(t),
+                        Rule::TruncateDate(..) => TypedInput::Days,
                         _ => return None,
+                    };
+                    if kind.is_some_and(|was| was != k) {
+                        return None;
                     }
+                    kind = Some(k);
                 }
                 kind
             })
@@ -593,6 +599,8 @@ code = { rule = "keep" }
 flag = { rule = "keep", type = "int64" }
 note = { rule = "keep", redact_when = { flag = ["1"] } }
 day = { rule = "keep", type = "date" }
+month = { rule = "truncate_date", unit = "month" }
+year = { rule = "truncate_date", unit = "year", output = "year" }
 "#;
         let p = Pipeline::parse(std::path::Path::new("k.toml"), spec).unwrap();
         let plan = TablePlan::new(
@@ -601,15 +609,17 @@ day = { rule = "keep", type = "date" }
             None,
             Arc::new(OptOuts::default()),
         );
-        let kinds: HashMap<&str, Option<OutType>> = plan
+        let kinds: HashMap<&str, Option<TypedInput>> = plan
             .inputs
             .iter()
             .map(String::as_str)
             .zip(plan.input_kinds())
             .collect();
-        assert_eq!(kinds["cost"], Some(OutType::Float64));
-        assert_eq!(kinds["n"], Some(OutType::Int32));
-        assert_eq!(kinds["seen"], Some(OutType::Timestamp));
+        assert_eq!(kinds["cost"], Some(TypedInput::Keep(OutType::Float64)));
+        assert_eq!(kinds["n"], Some(TypedInput::Keep(OutType::Int32)));
+        assert_eq!(kinds["seen"], Some(TypedInput::Keep(OutType::Timestamp)));
+        assert_eq!(kinds["month"], Some(TypedInput::Days));
+        assert_eq!(kinds["year"], Some(TypedInput::Days));
         // read as text by another rule
         assert_eq!(kinds["when"], None);
         assert_eq!(kinds["flag"], None);

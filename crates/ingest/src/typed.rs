@@ -1,13 +1,14 @@
-//! Text into typed columns (`keep` with a declared number or timestamp type), one value
-//! at a time, by the reading thread from a line's fields or from a text column: the same
-//! [`TypedCol`] either way. Surrounding white space is ignored, blank means null, and a
+//! Text into typed columns (`keep` with a declared number or timestamp type, and the
+//! days of `truncate_date`'s input), one value at a time, by the reading thread from a
+//! line's fields or from a text column: the same [`TypedCol`] either way. Surrounding white space is ignored, blank means null, and a
 //! value that does not convert is a row failure, never a silent null.
 
 use std::sync::Arc;
 
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_cast::parse::Parser;
@@ -39,9 +40,15 @@ fn parse_float(s: &str) -> Option<f64> {
 /// UTC.
 #[inline]
 fn parse_timestamp(s: &str) -> Option<i64> {
-    match temporal::parse_temporal(s)? {
-        Temporal::Timestamp(us) => Some(us),
-        Temporal::Date(d) => Some(i64::from(d) * MICROS_PER_DAY),
+    temporal::parse_temporal(s).map(micros)
+}
+
+/// Microseconds since the epoch; a bare date is midnight UTC.
+#[inline]
+fn micros(t: Temporal) -> i64 {
+    match t {
+        Temporal::Timestamp(us) => us,
+        Temporal::Date(d) => i64::from(d) * MICROS_PER_DAY,
     }
 }
 
@@ -52,6 +59,8 @@ fn parse_timestamp(s: &str) -> Option<i64> {
 #[derive(Debug)]
 pub(crate) struct TypedCol {
     values: TypedValues,
+    /// The rule a value that does not convert fails.
+    rule: &'static str,
     nulls: NullBufferBuilder,
     failures: Vec<RowFailure>,
     rows: usize,
@@ -63,20 +72,41 @@ enum TypedValues {
     Int64(Vec<i64>),
     Int32(Vec<i32>),
     Timestamp(Vec<i64>),
+    Days(Vec<i32>),
+}
+
+/// How the reading thread builds an input column that only typed rules read (see
+/// [`crate::deidentify::TablePlan::input_kinds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TypedInput {
+    /// `keep` with a declared type (Float64, Int64, Int32 or Timestamp): the output
+    /// column itself.
+    Keep(OutType),
+    /// `truncate_date`: each date or instant as its UTC day (Date32), exactly as the
+    /// rule reads a text column; a value that is not one fails `truncate_date`.
+    Days,
 }
 
 impl TypedCol {
-    /// A builder for `t` (`None` unless `t` is Float64, Int64, Int32 or Timestamp).
-    pub(crate) fn new(t: OutType, cap: usize) -> Option<Self> {
-        let values = match t {
-            OutType::Float64 => TypedValues::Float64(Vec::with_capacity(cap)),
-            OutType::Int64 => TypedValues::Int64(Vec::with_capacity(cap)),
-            OutType::Int32 => TypedValues::Int32(Vec::with_capacity(cap)),
-            OutType::Timestamp => TypedValues::Timestamp(Vec::with_capacity(cap)),
-            OutType::String | OutType::Boolean | OutType::Date => return None,
+    /// A builder for `kind` (`None` for a `keep` type other than Float64, Int64, Int32
+    /// or Timestamp).
+    pub(crate) fn new(kind: TypedInput, cap: usize) -> Option<Self> {
+        let (values, rule) = match kind {
+            TypedInput::Keep(t) => (
+                match t {
+                    OutType::Float64 => TypedValues::Float64(Vec::with_capacity(cap)),
+                    OutType::Int64 => TypedValues::Int64(Vec::with_capacity(cap)),
+                    OutType::Int32 => TypedValues::Int32(Vec::with_capacity(cap)),
+                    OutType::Timestamp => TypedValues::Timestamp(Vec::with_capacity(cap)),
+                    OutType::String | OutType::Boolean | OutType::Date => return None,
+                },
+                "keep",
+            ),
+            TypedInput::Days => (TypedValues::Days(Vec::with_capacity(cap)), "truncate_date"),
         };
         Some(Self {
             values,
+            rule,
             nulls: NullBufferBuilder::new(cap),
             failures: Vec::new(),
             rows: 0,
@@ -86,6 +116,25 @@ impl TypedCol {
     /// Appends one field (bytes of a line that is valid UTF-8, cut at ASCII delimiters).
     #[inline]
     pub(crate) fn push(&mut self, field: &[u8]) {
+        // the common shapes straight from the bytes (plain decimals, ISO timestamps
+        // without surrounding white space); anything else through the text path
+        let fast = match (&mut self.values, field) {
+            (TypedValues::Float64(v), _) => plain_decimal(field).map(|x| v.push(x)),
+            (TypedValues::Timestamp(v), [f, .., l])
+                if f.is_ascii_digit() && l.is_ascii_graphic() =>
+            {
+                temporal::parse_temporal_bytes(field).map(|t| v.push(micros(t)))
+            }
+            (TypedValues::Days(v), [f, .., l]) if f.is_ascii_digit() && l.is_ascii_graphic() => {
+                temporal::parse_temporal_bytes(field).map(|t| v.push(t.days()))
+            }
+            _ => None,
+        };
+        if fast.is_some() {
+            self.nulls.append_non_null();
+            self.rows += 1;
+            return;
+        }
         match std::str::from_utf8(field) {
             Ok(text) => self.push_text(text),
             // (cannot happen: lines are checked first; refused, never a silent null)
@@ -106,6 +155,7 @@ impl TypedCol {
             TypedValues::Int64(v) => Int64Type::parse(text).map(|x| v.push(x)),
             TypedValues::Int32(v) => Int32Type::parse(text).map(|x| v.push(x)),
             TypedValues::Timestamp(v) => parse_timestamp(text).map(|x| v.push(x)),
+            TypedValues::Days(v) => temporal::parse_temporal(text).map(|t| v.push(t.days())),
         };
         match ok {
             Some(()) => {
@@ -118,12 +168,12 @@ impl TypedCol {
 
     fn fail(&mut self) {
         let reason = match self.values {
-            TypedValues::Timestamp(_) => Reason::UnparseableDate,
+            TypedValues::Timestamp(_) | TypedValues::Days(_) => Reason::UnparseableDate,
             _ => Reason::NotANumber,
         };
         self.failures.push(RowFailure {
             row: self.rows,
-            rule: "keep",
+            rule: self.rule,
             reason,
         });
         self.push_null();
@@ -134,7 +184,7 @@ impl TypedCol {
         match &mut self.values {
             TypedValues::Float64(v) => v.push(0.0),
             TypedValues::Int64(v) | TypedValues::Timestamp(v) => v.push(0),
-            TypedValues::Int32(v) => v.push(0),
+            TypedValues::Int32(v) | TypedValues::Days(v) => v.push(0),
         }
         self.nulls.append_null();
         self.rows += 1;
@@ -170,6 +220,10 @@ impl TypedCol {
                 )
                 .with_timezone("UTC"),
             ),
+            TypedValues::Days(v) => Arc::new(Date32Array::new(
+                ScalarBuffer::from(std::mem::replace(v, Vec::with_capacity(cap))),
+                nulls,
+            )),
         };
         (array, std::mem::take(&mut self.failures))
     }
@@ -215,7 +269,7 @@ fn plain_decimal(b: &[u8]) -> Option<f64> {
 /// `keep` of a text column as a number or a timestamp (`None` for any other type):
 /// each value as the reading thread reads a field (see [`TypedCol`]).
 pub(crate) fn convert_text(input: &StringArray, t: OutType) -> Option<(ArrayRef, Vec<RowFailure>)> {
-    let mut col = TypedCol::new(t, input.len())?;
+    let mut col = TypedCol::new(TypedInput::Keep(t), input.len())?;
     for v in input {
         match v {
             Some(text) => col.push_text(text),
@@ -359,6 +413,14 @@ mod tests {
             "1.",
             ".5",
             "inf",
+            "1234567.891",
+            "-0.000001",
+            "2019-03-04 05:06:07",
+            "2019-03-04T05:06:07.25Z",
+            "2019-03-04T05:06:07Z ",
+            "2019-03-04T25:06:07Z",
+            "2019-03-04T05:06:07-05:00",
+            "20190304",
         ];
         // the text path: a CSV field that is empty is a null
         let text = StringArray::from(
@@ -373,7 +435,7 @@ mod tests {
             OutType::Int32,
             OutType::Timestamp,
         ] {
-            let mut col = TypedCol::new(t, 4).unwrap();
+            let mut col = TypedCol::new(TypedInput::Keep(t), 4).unwrap();
             for _ in 0..2 {
                 for f in &fields {
                     col.push(f.as_bytes());
@@ -393,6 +455,28 @@ mod tests {
                 assert!(!got_failures.is_empty());
             }
         }
-        assert!(TypedCol::new(OutType::String, 4).is_none());
+        assert!(TypedCol::new(TypedInput::Keep(OutType::String), 4).is_none());
+        assert!(TypedCol::new(TypedInput::Keep(OutType::Date), 4).is_none());
+
+        // the days `truncate_date` reads: what it makes of the text column
+        let mut col = TypedCol::new(TypedInput::Days, 4).unwrap();
+        for f in &fields {
+            col.push(f.as_bytes());
+        }
+        let (got, got_failures) = col.finish();
+        let (want, want_failures) = temporal::days_of(&text, "truncate_date").unwrap();
+        assert_eq!(
+            got.as_primitive::<arrow_array::types::Date32Type>()
+                .iter()
+                .collect::<Vec<_>>(),
+            want
+        );
+        let rows = |f: &[RowFailure]| {
+            f.iter()
+                .map(|f| (f.row, f.rule, f.reason))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rows(&got_failures), rows(&want_failures));
+        assert!(!got_failures.is_empty());
     }
 }

@@ -12,8 +12,7 @@ use crate::csv::{CsvReader, Record};
 use crate::deidentify::{Processed, RawRows, SourceBatch, TablePlan};
 use crate::error::IngestError;
 use crate::quarantine::QuarantinedRow;
-use crate::spec::OutType;
-use crate::typed::TypedCol;
+use crate::typed::{TypedCol, TypedInput};
 
 /// What the worker sends to the writer.
 #[derive(Debug)]
@@ -178,7 +177,7 @@ pub(crate) struct BatchBuilder {
 impl BatchBuilder {
     /// A builder of `kinds.len()` input columns: text, or typed where a kind is given
     /// (see [`TablePlan::input_kinds`]).
-    pub(crate) fn new(kinds: &[Option<OutType>], cap: usize) -> Self {
+    pub(crate) fn new(kinds: &[Option<TypedInput>], cap: usize) -> Self {
         Self {
             cols: kinds
                 .iter()
