@@ -266,29 +266,27 @@ fn parse_utc_seconds(b: &[u8]) -> Option<Temporal> {
     // per-byte addend (0x76 for a digit, 0x7f for a separator) sets a byte's top bit
     // exactly when it is out of range (a byte already >= 0x80 is caught by `| x`, and
     // only such a byte can carry into its neighbour).
-    const SHAPE: &[u8; 20] = b"0000-00-00T00:00:00Z";
-    const fn addends(shape: &[u8]) -> [u8; 20] {
-        let mut a = [0u8; 20];
-        let mut i = 0;
-        while i < shape.len() {
-            a[i] = if shape[i] == b'0' { 0x76 } else { 0x7f };
-            i += 1;
-        }
-        a
-    }
-    const ADD: [u8; 20] = addends(SHAPE);
-    let word = |s: &[u8; 20], i: usize| {
-        let mut w = [0u8; 8];
-        let n = (20 - i).min(8);
-        w[..n].copy_from_slice(&s[i..i + n]);
-        u64::from_le_bytes(w)
+    const T0: u64 = u64::from_le_bytes(*b"0000-00-");
+    const T1: u64 = u64::from_le_bytes(*b"00T00:00");
+    const T2: u64 = u32::from_le_bytes(*b":00Z") as u64;
+    const A0: u64 = u64::from_le_bytes([0x76, 0x76, 0x76, 0x76, 0x7f, 0x76, 0x76, 0x7f]);
+    const A1: u64 = u64::from_le_bytes([0x76, 0x76, 0x7f, 0x76, 0x76, 0x7f, 0x76, 0x76]);
+    const A2: u64 = u32::from_le_bytes([0x7f, 0x76, 0x76, 0x7f]) as u64;
+    let (w0, w1, w2) = {
+        let (a, rest) = b.split_first_chunk::<8>()?;
+        let (c, rest) = rest.split_first_chunk::<8>()?;
+        let e: &[u8; 4] = rest.try_into().ok()?;
+        (
+            u64::from_le_bytes(*a),
+            u64::from_le_bytes(*c),
+            u64::from(u32::from_le_bytes(*e)),
+        )
     };
-    let mut bad = 0u64;
-    for i in [0, 8, 16] {
-        let x = word(b, i) ^ word(SHAPE, i);
-        bad |= (x.wrapping_add(word(&ADD, i)) | x) & 0x8080_8080_8080_8080;
-    }
-    if bad != 0 {
+    let out_of_range = |w: u64, t: u64, add: u64| {
+        let x = w ^ t;
+        (x.wrapping_add(add) | x) & 0x8080_8080_8080_8080
+    };
+    if out_of_range(w0, T0, A0) | out_of_range(w1, T1, A1) | out_of_range(w2, T2, A2) != 0 {
         return None;
     }
     let d = |i: usize| u32::from(b[i] - b'0');

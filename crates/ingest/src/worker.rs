@@ -171,13 +171,21 @@ pub(crate) struct BatchBuilder {
     last_block: Option<u64>,
     spans: Vec<(u32, usize, usize)>,
     rows: usize,
+    /// Rows of the batch being built: the first batches are small so the stages after
+    /// reading start early, then each doubles up to `max_cap`.
     cap: usize,
+    max_cap: usize,
 }
+
+/// Rows of a source's first batch. At least the 8,192 rows the writer samples from the
+/// first batch to choose its Parquet settings, so the ramp changes nothing written.
+const FIRST_BATCH_ROWS: usize = 8192;
 
 impl BatchBuilder {
     /// A builder of `kinds.len()` input columns: text, or typed where a kind is given
     /// (see [`TablePlan::input_kinds`]).
-    pub(crate) fn new(kinds: &[Option<TypedInput>], cap: usize) -> Self {
+    pub(crate) fn new(kinds: &[Option<TypedInput>], max_cap: usize) -> Self {
+        let cap = max_cap.min(FIRST_BATCH_ROWS);
         Self {
             cols: kinds
                 .iter()
@@ -195,6 +203,7 @@ impl BatchBuilder {
             spans: Vec::new(),
             rows: 0,
             cap,
+            max_cap,
         }
     }
 
@@ -224,6 +233,7 @@ impl BatchBuilder {
 
     fn take(&mut self, table: &str) -> Result<SourceBatch, IngestError> {
         let rows = self.rows;
+        self.cap = (self.cap * 2).min(self.max_cap);
         let mut columns = Vec::with_capacity(self.cols.len());
         let mut input_failures = Vec::with_capacity(self.cols.len());
         for c in &mut self.cols {
