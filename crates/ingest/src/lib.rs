@@ -81,7 +81,9 @@
 //!
 //! A table's rows pass through three stages, each on its own thread so they share the
 //! machine's cores: reading and parsing into batches of `batch_rows` source columns,
-//! de-identification, and Parquet encoding and upload. Batches pass between stages
+//! de-identification, and Parquet encoding and upload. A source's first batch is 8,192
+//! rows and each next one twice the last up to `batch_rows`, so the later stages start
+//! after milliseconds instead of waiting for a full batch. Batches pass between stages
 //! through channels one or two deep, so a run holds a handful of batches and one data
 //! file under construction (up to its 128 MiB target size) whatever the input size.
 //! CSV is read in 4 MiB blocks that a batch's rows point into (their raw lines, kept
@@ -90,7 +92,11 @@
 //! quotes and line feeds of 64 bytes at a time as a bit mask (SSE2 on x86_64), and a
 //! line that is all ASCII needs no UTF-8 check. A column kept as a number or a timestamp
 //! and used by no other rule is parsed by the reading thread straight from its fields
-//! (its failures still go to the quarantine as `keep` failures). Identifier columns
+//! (its failures still go to the quarantine as `keep` failures), and so is a column
+//! that only `truncate_date` rules read, as the day of each value (its failures are
+//! `truncate_date` failures, as the rule reports them from text). Plain decimals and
+//! `YYYY-MM-DDTHH:MM:SSZ` instants are read from the field's bytes (the instant's shape
+//! and digits checked a word at a time); other shapes take the full parsers. Identifier columns
 //! whose value repeats from one row to the next (event tables grouped by patient) reuse
 //! the previous pseudonym; other repeats are remembered per column (see `cache`), and a
 //! column whose values only ever repeat in runs keeps no table of them.
