@@ -178,7 +178,9 @@ pub(crate) struct BatchBuilder {
 }
 
 /// Rows of a source's first batch. At least the 8,192 rows the writer samples from the
-/// first batch to choose its Parquet settings, so the ramp changes nothing written.
+/// first batch to choose its Parquet settings, so the ramp does not change them (nor
+/// the row groups, which are cut by row count; only where a data file rolls over may
+/// move by a batch).
 const FIRST_BATCH_ROWS: usize = 8192;
 
 impl BatchBuilder {
