@@ -50,6 +50,21 @@ impl Temporal {
             }
         }
     }
+
+    /// This value as microseconds since 1970-01-01T00:00:00Z (a date is its midnight,
+    /// UTC).
+    ///
+    /// ```
+    /// use dhub_deid::temporal::Temporal;
+    /// assert_eq!(Temporal::Date(1).micros(), 86_400_000_000);
+    /// assert_eq!(Temporal::Timestamp(5).micros(), 5);
+    /// ```
+    pub fn micros(self) -> i64 {
+        match self {
+            Temporal::Date(d) => i64::from(d) * MICROS_PER_DAY,
+            Temporal::Timestamp(us) => us,
+        }
+    }
 }
 
 /// The number written by `b`, which must be all ASCII digits (and not empty).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use dhub_deid::temporal::{self, AgeAt, Temporal};
+use dhub_deid::temporal::{self, AgeAt};
 use dhub_deid::{DateShifter, Pseudonymiser, RowFailure, RuleOutput};
 
 use crate::cache::CachedPseudonymiser;
@@ -503,8 +503,7 @@ pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
                 v.push(match x.map(str::trim).filter(|x| !x.is_empty()) {
                     None => None,
                     Some(x) => match temporal::parse_temporal(x) {
-                        Some(Temporal::Timestamp(us)) => Some(us),
-                        Some(Temporal::Date(d)) => Some(i64::from(d) * 86_400_000_000),
+                        Some(t) => Some(t.micros()),
                         None => {
                             failures.push(RowFailure {
                                 row: i,

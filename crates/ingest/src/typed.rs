@@ -1,7 +1,8 @@
 //! Text into typed columns (`keep` with a declared number or timestamp type, and the
 //! days of `truncate_date`'s input), one value at a time, by the reading thread from a
-//! line's fields or from a text column: the same [`TypedCol`] either way. Surrounding white space is ignored, blank means null, and a
-//! value that does not convert is a row failure, never a silent null.
+//! line's fields or from a text column: the same [`TypedCol`] either way. Surrounding
+//! white space is ignored, blank means null, and a value that does not convert is a row
+//! failure, never a silent null.
 
 use std::sync::Arc;
 
@@ -16,8 +17,6 @@ use dhub_deid::temporal::{self, Temporal};
 use dhub_deid::{Reason, RowFailure};
 
 use crate::spec::OutType;
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// A value without its surrounding white space; most values have none.
 #[inline]
@@ -36,26 +35,10 @@ fn parse_float(s: &str) -> Option<f64> {
     plain_decimal(s.as_bytes()).or_else(|| Float64Type::parse(s))
 }
 
-/// Microseconds since the epoch of ISO date or date-time text; a bare date is midnight
-/// UTC.
-#[inline]
-fn parse_timestamp(s: &str) -> Option<i64> {
-    temporal::parse_temporal(s).map(micros)
-}
-
-/// Microseconds since the epoch; a bare date is midnight UTC.
-#[inline]
-fn micros(t: Temporal) -> i64 {
-    match t {
-        Temporal::Timestamp(us) => us,
-        Temporal::Date(d) => i64::from(d) * MICROS_PER_DAY,
-    }
-}
-
-/// A typed column built by the reading thread straight from the fields of its rows
-/// (a `keep` column declared a number or a timestamp, used by nothing else): no text
-/// column is built for it, and the rows that do not convert are kept as failures of
-/// the `keep` rule, exactly as converting the text column would report them.
+/// A typed column built by the reading thread straight from the fields of its rows (an
+/// input that only typed rules read, see [`TypedInput`]): no text column is built for
+/// it, and the rows that do not convert are kept as failures of the rule that reads it,
+/// exactly as that rule would report them from the text column.
 #[derive(Debug)]
 pub(crate) struct TypedCol {
     values: TypedValues,
@@ -73,6 +56,19 @@ enum TypedValues {
     Int32(Vec<i32>),
     Timestamp(Vec<i64>),
     Days(Vec<i32>),
+}
+
+impl TypedValues {
+    /// Appends a date or instant to a Timestamp (microseconds; a date is its midnight)
+    /// or Days column (called only for those two).
+    #[inline]
+    fn push_temporal(&mut self, t: Temporal) {
+        match self {
+            TypedValues::Timestamp(v) => v.push(t.micros()),
+            TypedValues::Days(v) => v.push(t.days()),
+            TypedValues::Float64(_) | TypedValues::Int64(_) | TypedValues::Int32(_) => {}
+        }
+    }
 }
 
 /// How the reading thread builds an input column that only typed rules read (see
@@ -116,17 +112,14 @@ impl TypedCol {
     /// Appends one field (bytes of a line that is valid UTF-8, cut at ASCII delimiters).
     #[inline]
     pub(crate) fn push(&mut self, field: &[u8]) {
-        // the common shapes straight from the bytes (plain decimals, ISO timestamps
-        // without surrounding white space); anything else through the text path
+        // the common shapes straight from the bytes (plain decimals, ISO dates and
+        // instants without surrounding white space); anything else through the text path
         let fast = match (&mut self.values, field) {
             (TypedValues::Float64(v), _) => plain_decimal(field).map(|x| v.push(x)),
-            (TypedValues::Timestamp(v), [f, .., l])
+            (v @ (TypedValues::Timestamp(_) | TypedValues::Days(_)), [f, .., l])
                 if f.is_ascii_digit() && l.is_ascii_graphic() =>
             {
-                temporal::parse_temporal_bytes(field).map(|t| v.push(micros(t)))
-            }
-            (TypedValues::Days(v), [f, .., l]) if f.is_ascii_digit() && l.is_ascii_graphic() => {
-                temporal::parse_temporal_bytes(field).map(|t| v.push(t.days()))
+                temporal::parse_temporal_bytes(field).map(|t| v.push_temporal(t))
             }
             _ => None,
         };
@@ -154,8 +147,9 @@ impl TypedCol {
             TypedValues::Float64(v) => parse_float(text).map(|x| v.push(x)),
             TypedValues::Int64(v) => Int64Type::parse(text).map(|x| v.push(x)),
             TypedValues::Int32(v) => Int32Type::parse(text).map(|x| v.push(x)),
-            TypedValues::Timestamp(v) => parse_timestamp(text).map(|x| v.push(x)),
-            TypedValues::Days(v) => temporal::parse_temporal(text).map(|t| v.push(t.days())),
+            v @ (TypedValues::Timestamp(_) | TypedValues::Days(_)) => {
+                temporal::parse_temporal(text).map(|t| v.push_temporal(t))
+            }
         };
         match ok {
             Some(()) => {
@@ -388,7 +382,7 @@ mod tests {
             .as_primitive::<TimestampMicrosecondType>()
             .iter()
             .collect();
-        assert_eq!(got, vec![Some(MICROS_PER_DAY), Some(1_000_000), None]);
+        assert_eq!(got, vec![Some(86_400_000_000), Some(1_000_000), None]);
         assert_eq!(f.iter().map(|f| f.row).collect::<Vec<_>>(), vec![2]);
     }
 
