@@ -83,7 +83,10 @@
 //! machine's cores: reading and parsing into batches of `batch_rows` source columns,
 //! de-identification, and Parquet encoding and upload. A source's first batch is 8,192
 //! rows and each next one twice the last up to `batch_rows`, so the later stages start
-//! after milliseconds instead of waiting for a full batch. Batches pass between stages
+//! after milliseconds instead of waiting for a full batch; near the end of an
+//! uncompressed source (known from its size) batches shrink back to 8,192 rows, so
+//! what is still queued for the writer when reading ends is small and the run does
+//! not finish on one core. Batches pass between stages
 //! through channels one or two deep, so a run holds a handful of batches and one data
 //! file under construction (up to its 128 MiB target size) whatever the input size.
 //! CSV is read in 4 MiB blocks that a batch's rows point into (their raw lines, kept

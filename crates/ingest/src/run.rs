@@ -389,10 +389,12 @@ async fn ingest_table(
                 .collect();
             let width = prep.cols.len();
             let (d, q, m) = (t.delimiter, t.quote, t.multiline);
+            let size = (!t.gzip).then_some(total);
             tokio::task::spawn_blocking(move || {
                 let out = Sender::new(tx);
                 worker::csv(
                     reader,
+                    size,
                     d,
                     q,
                     m,

@@ -177,6 +177,11 @@ pub(crate) struct BatchBuilder {
     max_cap: usize,
 }
 
+/// Batches in flight between reading and writing at most: one waiting for and one in
+/// de-identification, two waiting for and one in the writer (the channel depths of
+/// [`pipelined`] and of the table's writer).
+const IN_FLIGHT: usize = 5;
+
 /// Rows of a source's first batch. At least the 8,192 rows the writer samples from the
 /// first batch to choose its Parquet settings, so the ramp does not change them (nor
 /// the row groups, which are cut by row count; only where a data file rolls over may
@@ -231,6 +236,23 @@ impl BatchBuilder {
 
     fn full(&self) -> bool {
         self.rows >= self.cap
+    }
+
+    /// Near the end of the input, batches go back to [`FIRST_BATCH_ROWS`] rows, so the
+    /// batches still queued for the writer when reading ends are small ones and the
+    /// writer's last stretch, with reading and de-identification done and a core idle,
+    /// is short. Changes neither the rows nor the row groups (cut by row count).
+    fn taper(&mut self) {
+        self.max_cap = self.max_cap.min(FIRST_BATCH_ROWS);
+        self.cap = self.cap.min(self.max_cap);
+    }
+
+    /// Whether `remaining` bytes of input, at `bytes_per_row`, are few enough to taper:
+    /// twice the small batches the pipeline can hold, so every batch in flight is a
+    /// small one by the end.
+    fn near_end(&self, remaining: u64, bytes_per_row: u64) -> bool {
+        self.max_cap > FIRST_BATCH_ROWS
+            && remaining <= (2 * IN_FLIGHT * FIRST_BATCH_ROWS) as u64 * bytes_per_row
     }
 
     fn take(&mut self, table: &str) -> Result<SourceBatch, IngestError> {
@@ -371,9 +393,11 @@ fn pipelined(
 
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 /// Ingests a CSV source: `header_index[k]` is the header position of input `k`;
-/// `width` the header's field count.
+/// `width` the header's field count; `size` the source's size in bytes when reading
+/// counts them (not for a compressed source), to taper the last batches.
 pub(crate) fn csv(
     reader: Box<dyn BufRead + Send>,
+    size: Option<u64>,
     delimiter: u8,
     quote: u8,
     multiline: bool,
@@ -429,6 +453,12 @@ pub(crate) fn csv(
                     }
                     b.push_record(&rec);
                     if b.full() {
+                        if let Some(size) = size {
+                            let done = r.bytes_read();
+                            if b.near_end(size.saturating_sub(done), done / counts.read.max(1)) {
+                                b.taper();
+                            }
+                        }
                         send(b.take(table)?)?;
                         out.quarantine(std::mem::take(&mut bad), &mut counts)?;
                     }
@@ -572,6 +602,34 @@ pub(crate) fn typed_batch(
 mod tests {
     use super::*;
     use arrow_array::cast::AsArray;
+
+    #[test]
+    fn batches_ramp_up_then_taper_near_the_end() {
+        let mut b = BatchBuilder::new(&[None], 1 << 16);
+        let mut line = 0u64;
+        let mut next = |b: &mut BatchBuilder| {
+            while !b.full() {
+                line += 1;
+                b.cols[0].push(b"x");
+                b.push_row(line, b"x");
+            }
+            let batch = b.take("t").unwrap();
+            assert_eq!(batch.columns[0].len(), batch.lines.len());
+            batch.lines.len()
+        };
+        let sizes: Vec<usize> = (0..5).map(|_| next(&mut b)).collect();
+        assert_eq!(sizes, [8192, 16384, 32768, 65536, 65536]);
+        // the tail: twice the small batches the pipeline holds, at 100 bytes a row
+        let tail = (2 * IN_FLIGHT * FIRST_BATCH_ROWS) as u64 * 100;
+        assert!(!b.near_end(tail + 1, 100));
+        assert!(b.near_end(tail, 100));
+        b.taper();
+        let sizes: Vec<usize> = (0..3).map(|_| next(&mut b)).collect();
+        assert_eq!(sizes, [8192; 3]);
+        assert!(!b.near_end(0, 100), "tapered once");
+        // a source no larger than one small batch never ramps, so never tapers
+        assert!(!BatchBuilder::new(&[None], 4096).near_end(0, 100));
+    }
 
     #[test]
     fn wide_copies_give_the_exact_values() {
