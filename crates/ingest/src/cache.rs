@@ -19,8 +19,21 @@ const INLINE: usize = 47;
 /// A short raw value as a fixed-size key: six words, the value's bytes zero-padded and
 /// its length in the top byte. Building, hashing and comparing it needs no library call
 /// and no allocation.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Eq, Hash)]
 struct InlineKey([u64; 6]);
+
+impl PartialEq for InlineKey {
+    /// Word by word, with no early exit: the derived comparison of `[u64; 6]` is a
+    /// `bcmp` call on every probe of the memo.
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(&other.0)
+            .fold(0, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
 
 impl InlineKey {
     #[inline]
