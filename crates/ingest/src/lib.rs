@@ -111,7 +111,8 @@
 //!
 //! * **dictionary encoding** unless the values barely repeat (a table's own ids, times,
 //!   amounts), where the writer would build a dictionary only to drop it at its size
-//!   limit;
+//!   limit; text without one is written `DELTA_LENGTH_BYTE_ARRAY` (dhub-store), so zstd
+//!   compresses the characters without a length between every two values;
 //! * **min/max statistics** only where a reader can prune with them: numbers, dates and
 //!   times, and text whose rows come in (nearly, 95%) sorted order. Pseudonyms (random
 //!   hex) and text in no order (codes and descriptions of an event table, whose every
