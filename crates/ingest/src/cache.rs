@@ -19,8 +19,17 @@ const INLINE: usize = 47;
 /// A short raw value as a fixed-size key: six words, the value's bytes zero-padded and
 /// its length in the top byte. Building, hashing and comparing it needs no library call
 /// and no allocation.
-#[derive(Clone, Copy, Eq, Hash)]
+#[derive(Clone, Copy, Eq)]
 struct InlineKey([u64; 6]);
+
+impl std::hash::Hash for InlineKey {
+    /// The words, as the derived `Hash` of `[u64; 6]` would (equal keys are equal
+    /// words, so they hash alike).
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for InlineKey {
     /// Word by word, with no early exit: the derived comparison of `[u64; 6]` is a
