@@ -2,15 +2,18 @@
 //! atomic commit, list tables.
 //!
 //! Data files are zstd Parquet, written while batches arrive (memory stays bounded by
-//! the open row group), rolled at a target file size. Text and binary values that are
-//! not dictionary-encoded (a table's own pseudonymised ids, or text whose dictionary
-//! outgrew its limit) are written `DELTA_LENGTH_BYTE_ARRAY`: all lengths first,
-//! delta-packed, then the values' bytes back to back, so zstd sees only the characters
-//! (for 32-hex pseudonyms: 4% smaller and markedly cheaper to compress than `PLAIN`,
-//! whose 4-byte length before each value breaks up the text). Every Parquet reader the
-//! project is tested with (arrow-rs and DataFusion, pyarrow, polars, DuckDB) reads it. Nothing is visible until the one
+//! the open row group), rolled at a target file size. Nothing is visible until the one
 //! commit at the end: a run that fails or is killed before it leaves the table at its
 //! previous version (unreferenced files are left for `VACUUM`).
+//!
+//! Text and binary values that are not dictionary-encoded (a table's own pseudonymised
+//! ids, or text whose dictionary outgrew its limit) are written
+//! `DELTA_LENGTH_BYTE_ARRAY`: all lengths first, delta-packed, then the values' bytes
+//! back to back, so zstd sees only the characters. For 32-hex pseudonyms that is a
+//! smaller column and much less compression work than `PLAIN`, whose 4-byte length
+//! before each value breaks up the text (a 5.3M-row ingest: 6% less CPU, a 4% smaller
+//! store; BENCHMARKS.md). It is a standard Parquet encoding: DataFusion, the Python
+//! `deltalake` package, polars and DuckDB read it in the test suite.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
