@@ -84,11 +84,11 @@
 //! de-identification, and Parquet encoding and upload. A source's first batch is 8,192
 //! rows and each next one twice the last up to `batch_rows`, so the later stages start
 //! after milliseconds instead of waiting for a full batch; near the end of an
-//! uncompressed source (known from its size) batches shrink back to 8,192 rows, so
-//! what is still queued for the writer when reading ends is small and the run does
-//! not finish on one core. Batches pass between stages
-//! through channels one or two deep, so a run holds a handful of batches and one data
-//! file under construction (up to its 128 MiB target size) whatever the input size.
+//! uncompressed CSV source (known from its size) batches shrink back to 8,192 rows, so
+//! less is left queued for the writer when reading ends and the run spends less time
+//! on one core. Batches pass between stages through channels one or two deep, so a run
+//! holds a handful of batches and one data file under construction (up to its 128 MiB
+//! target size) whatever the input size.
 //! CSV is read in 4 MiB blocks that a batch's rows point into (their raw lines, kept
 //! for the quarantine, are never copied); a block returns to the reader for reuse once
 //! the batches holding it are written. A line is split by a structural scan: delimiters,
@@ -99,10 +99,11 @@
 //! that only `truncate_date` rules read, as the day of each value (its failures are
 //! `truncate_date` failures, as the rule reports them from text). Plain decimals and
 //! `YYYY-MM-DDTHH:MM:SSZ` instants are read from the field's bytes (the instant's shape
-//! and digits checked a word at a time); other shapes take the full parsers. Identifier columns
-//! whose value repeats from one row to the next (event tables grouped by patient) reuse
-//! the previous pseudonym; other repeats are remembered per column (see `cache`), and a
-//! column whose values only ever repeat in runs keeps no table of them.
+//! and digits checked a word at a time); other shapes take the full parsers.
+//! Identifier columns whose value repeats from one row to the next (event tables
+//! grouped by patient) reuse the previous pseudonym; other repeats are remembered per
+//! column (see `cache`), and a column whose values only ever repeat in runs keeps no
+//! table of them.
 //!
 //! ## Parquet settings
 //!

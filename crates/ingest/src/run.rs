@@ -374,7 +374,7 @@ async fn ingest_table(
         QuarantineWriter::new(qloc.clone(), &pipeline.name, run_id, &t.name, &t.source);
     let total = source.size(&t.source).await?;
     progress.table_started(&t.name, total);
-    let (tx, mut rx) = mpsc::channel::<Msg>(2);
+    let (tx, mut rx) = mpsc::channel::<Msg>(worker::WRITER_QUEUE);
     let batch_rows = pipeline.batch_rows;
     let counter;
     let worker: tokio::task::JoinHandle<Result<Counts, IngestError>> = match t.format {

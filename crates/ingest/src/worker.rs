@@ -177,10 +177,15 @@ pub(crate) struct BatchBuilder {
     max_cap: usize,
 }
 
-/// Batches in flight between reading and writing at most: one waiting for and one in
-/// de-identification, two waiting for and one in the writer (the channel depths of
-/// [`pipelined`] and of the table's writer).
-const IN_FLIGHT: usize = 5;
+/// Batches that wait for de-identification (the depth of [`pipelined`]'s channel).
+const DEID_QUEUE: usize = 1;
+
+/// Messages that wait for the table's writer (the depth of its channel).
+pub(crate) const WRITER_QUEUE: usize = 2;
+
+/// Batches in flight between reading and writing at most: those waiting for and in
+/// de-identification, and those waiting for and in the writer.
+const IN_FLIGHT: usize = DEID_QUEUE + 1 + WRITER_QUEUE + 1;
 
 /// Rows of a source's first batch. At least the 8,192 rows the writer samples from the
 /// first batch to choose its Parquet settings, so the ramp does not change them (nor
@@ -248,8 +253,9 @@ impl BatchBuilder {
     }
 
     /// Whether `remaining` bytes of input, at `bytes_per_row`, are few enough to taper:
-    /// twice the small batches the pipeline can hold, so every batch in flight is a
-    /// small one by the end.
+    /// twice the small batches the pipeline can hold. (The full batches already in
+    /// flight then may outnumber the tail; a tail long enough to drain them all first
+    /// measured slower, BENCHMARKS.md.)
     fn near_end(&self, remaining: u64, bytes_per_row: u64) -> bool {
         self.max_cap > FIRST_BATCH_ROWS
             && remaining <= (2 * IN_FLIGHT * FIRST_BATCH_ROWS) as u64 * bytes_per_row
@@ -354,7 +360,7 @@ fn pipelined(
 ) -> Result<Counts, IngestError> {
     let table = plan.table.clone();
     std::thread::scope(|s| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<SourceBatch>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<SourceBatch>(DEID_QUEUE);
         let deid = std::thread::Builder::new()
             .name("dhub-deid".into())
             .spawn_scoped(s, move || -> Result<Counts, IngestError> {
