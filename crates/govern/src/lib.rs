@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[&str] = &[
         manifest      TEXT            -- manifest.json as written
      ) STRICT;
      CREATE INDEX extracts_project ON extracts(project);",
+    // 3: disclosure lookups by query id use an index instead of scanning the log
+    // (an index on the entry's `query_id`: SQLite fills it for the entries already
+    // there and keeps it on every append; the chain and its hashes are untouched)
+    "CREATE INDEX audit_query_id ON audit (json_extract(entry, '$.query_id'))
+        WHERE json_extract(entry, '$.query_id') IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
@@ -998,6 +1003,12 @@ mod tests {
             parse_date("2001-01-01").ok(),
             "dm",
         )
+    /// The `query` entries of query `query_id`, oldest first: a lookup through the
+    /// `audit_query_id` index (migration 3), not a scan of the log.
+    pub fn audit_find_query(&self, query_id: &str) -> Result<Vec<AuditEntry>> {
+        self.audit_entries(AUDIT_FIND_QUERY, params![query_id])
+    }
+
         .unwrap();
         let t = g.add_researcher("x", "old", None, "dm").unwrap();
         assert_eq!(
@@ -1106,6 +1117,12 @@ mod tests {
 
     #[test]
     fn export_writes_every_entry_to_parquet() {
+/// The lookup of [`Govern::audit_find_query`]: its `json_extract(entry, '$.query_id')`
+/// term is the indexed expression, written the same way, so SQLite uses the index.
+const AUDIT_FIND_QUERY: &str = "SELECT seq, entry, prev_hash, hash FROM audit
+    WHERE json_extract(entry, '$.query_id') = ?1 AND json_extract(entry, '$.kind') = 'query'
+    ORDER BY seq";
+
         let (d, g) = store();
         for _ in 0..3 {
             g.audit("x", "t", Map::new()).unwrap();
@@ -1121,3 +1138,59 @@ mod tests {
         assert_eq!(rows, 3);
     }
 }
+    #[test]
+    fn query_lookups_use_the_index_including_entries_written_before_it() {
+        // a file at schema version 2 (before the index), with query entries in its log
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("v2.db");
+        {
+            let mut c = Connection::open(&p).unwrap();
+            for m in &MIGRATIONS[..2] {
+                c.execute_batch(m).unwrap();
+            }
+            c.pragma_update(None, "user_version", 2).unwrap();
+            let tx = c.transaction().unwrap();
+            for i in 0..50 {
+                let mut m = Map::new();
+                m.insert("query_id".into(), json!(format!("{i:032x}")));
+                m.insert("project".into(), json!("p1"));
+                append_tx(&tx, "query", "ada", m).unwrap();
+                append_tx(&tx, "auth.refused", "anonymous", Map::new()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let g = Govern::open(&p).unwrap();
+        assert_eq!(g.schema_version().unwrap(), SCHEMA_VERSION);
+        // the old entries are found (the index covers them) and the chain still verifies
+        let found = g.audit_find_query(&format!("{:032x}", 7)).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].seq, 15);
+        assert_eq!(found[0].entry["query_id"], json!(format!("{:032x}", 7)));
+        assert!(g.audit_find_query("nope").unwrap().is_empty());
+        // a new entry is found too
+        let mut m = Map::new();
+        m.insert("query_id".into(), json!("f".repeat(32)));
+        g.audit("query", "ada", m).unwrap();
+        assert_eq!(g.audit_find_query(&"f".repeat(32)).unwrap()[0].seq, 101);
+        // another kind with the same field is not a query entry
+        let mut m = Map::new();
+        m.insert("query_id".into(), json!("f".repeat(32)));
+        g.audit("other", "ada", m).unwrap();
+        assert_eq!(g.audit_find_query(&"f".repeat(32)).unwrap().len(), 1);
+        assert_eq!(g.audit_verify().unwrap(), Ok(102));
+        // and SQLite answers it through the index, not by scanning the log
+        let plan: Vec<String> = {
+            let c = g.conn();
+            let mut st = c
+                .prepare(&format!("EXPLAIN QUERY PLAN {AUDIT_FIND_QUERY}"))
+                .unwrap();
+            st.query_map(params!["x"], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let plan = plan.join("\n");
+        assert!(plan.contains("USING INDEX audit_query_id"), "{plan}");
+        assert!(!plan.contains("SCAN audit"), "{plan}");
+    }
+
