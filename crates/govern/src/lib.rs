@@ -725,6 +725,12 @@ impl Govern {
         )
     }
 
+    /// The `query` entries of query `query_id`, oldest first: a lookup through the
+    /// `audit_query_id` index (migration 3), not a scan of the log.
+    pub fn audit_find_query(&self, query_id: &str) -> Result<Vec<AuditEntry>> {
+        self.audit_entries(AUDIT_FIND_QUERY, params![query_id])
+    }
+
     /// Audit entries selected by `sql` (columns `seq, entry, prev_hash, hash`).
     fn audit_entries(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
@@ -832,6 +838,12 @@ impl Govern {
         Ok(total)
     }
 }
+
+/// The lookup of [`Govern::audit_find_query`]: its `json_extract(entry, '$.query_id')`
+/// term is the indexed expression, written the same way, so SQLite uses the index.
+const AUDIT_FIND_QUERY: &str = "SELECT seq, entry, prev_hash, hash FROM audit
+    WHERE json_extract(entry, '$.query_id') = ?1 AND json_extract(entry, '$.kind') = 'query'
+    ORDER BY seq";
 
 /// Columns of the audit export, filled row by row.
 #[derive(Default)]
@@ -1003,12 +1015,6 @@ mod tests {
             parse_date("2001-01-01").ok(),
             "dm",
         )
-    /// The `query` entries of query `query_id`, oldest first: a lookup through the
-    /// `audit_query_id` index (migration 3), not a scan of the log.
-    pub fn audit_find_query(&self, query_id: &str) -> Result<Vec<AuditEntry>> {
-        self.audit_entries(AUDIT_FIND_QUERY, params![query_id])
-    }
-
         .unwrap();
         let t = g.add_researcher("x", "old", None, "dm").unwrap();
         assert_eq!(
@@ -1116,29 +1122,6 @@ mod tests {
     }
 
     #[test]
-    fn export_writes_every_entry_to_parquet() {
-/// The lookup of [`Govern::audit_find_query`]: its `json_extract(entry, '$.query_id')`
-/// term is the indexed expression, written the same way, so SQLite uses the index.
-const AUDIT_FIND_QUERY: &str = "SELECT seq, entry, prev_hash, hash FROM audit
-    WHERE json_extract(entry, '$.query_id') = ?1 AND json_extract(entry, '$.kind') = 'query'
-    ORDER BY seq";
-
-        let (d, g) = store();
-        for _ in 0..3 {
-            g.audit("x", "t", Map::new()).unwrap();
-        }
-        let out = d.path().join("audit.parquet");
-        assert_eq!(g.audit_export(&out).unwrap(), 3);
-        let f = std::fs::File::open(&out).unwrap();
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .unwrap()
-            .build()
-            .unwrap();
-        let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
-        assert_eq!(rows, 3);
-    }
-}
-    #[test]
     fn query_lookups_use_the_index_including_entries_written_before_it() {
         // a file at schema version 2 (before the index), with query entries in its log
         let d = tempfile::tempdir().unwrap();
@@ -1194,3 +1177,20 @@ const AUDIT_FIND_QUERY: &str = "SELECT seq, entry, prev_hash, hash FROM audit
         assert!(!plan.contains("SCAN audit"), "{plan}");
     }
 
+    #[test]
+    fn export_writes_every_entry_to_parquet() {
+        let (d, g) = store();
+        for _ in 0..3 {
+            g.audit("x", "t", Map::new()).unwrap();
+        }
+        let out = d.path().join("audit.parquet");
+        assert_eq!(g.audit_export(&out).unwrap(), 3);
+        let f = std::fs::File::open(&out).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 3);
+    }
+}
