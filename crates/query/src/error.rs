@@ -87,6 +87,10 @@ impl QueryError {
     }
 }
 
+/// The one message for a query that failed while running in an aggregate-mode project
+/// (whatever the engine's reason, so the answer cannot depend on which row failed).
+pub const EXECUTION_FAILED: &str = "the query failed while running; the reason was recorded for the data manager (in an aggregate-mode project every execution failure gets this same answer)";
+
 /// Maps an engine error to a researcher-safe error: the engine's own text goes to the
 /// audit detail only, because it can quote values (`Cannot cast string 'p13'…`) or paths.
 pub fn from_datafusion(e: &datafusion::error::DataFusionError) -> QueryError {
@@ -119,6 +123,14 @@ pub fn from_datafusion(e: &datafusion::error::DataFusionError) -> QueryError {
             "the query failed while running (for example a failed cast, a division by zero or an argument out of range)",
         )
         .with_detail(detail),
+        // the engine's own limits and internal checks are reached through what the SQL
+        // asks for: a 400 the researcher can act on, not a 500
+        D::Internal(_) | D::External(_) | D::Configuration(_) => QueryError::new(
+            ErrorCode::QueryFailed,
+            "the engine could not run this query as written; rewrite it more simply (the engine's message is in the audit log)",
+        )
+        .with_detail(detail),
+        // storage and I/O failures are the service's, not the researcher's
         _ => QueryError::internal(detail),
     }
 }

@@ -484,6 +484,8 @@ impl QueryService {
     pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
         let (ctx, plan, explain, template) = self.plan_guarded(&req.sql, &req.scope).await?;
+        crate::total::check_patterns(&plan)
+            .map_err(|m| QueryError::new(ErrorCode::QueryFailed, m.clone()).with_detail(m))?;
         let (plan, mut disclosure, rewritten) = if explain {
             (
                 plan,
@@ -493,18 +495,45 @@ impl QueryService {
         } else {
             sdc::apply(plan, &req.scope.policy, &template.persons)?
         };
+        // In aggregate mode nothing may fail on one row (an error would answer a yes/no
+        // question about it): every expression is made total, and whatever still fails
+        // while running gets one uniform answer.
+        let aggregate = !explain && req.scope.policy.mode == dhub_govern::Mode::Aggregate;
+        let plan = if aggregate {
+            crate::total::plan(plan).map_err(|e| {
+                QueryError::internal(format!("making the plan's expressions total: {e}"))
+            })?
+        } else {
+            plan
+        };
+        let uniform = |e: QueryError| -> QueryError {
+            if aggregate
+                && !matches!(
+                    e.code,
+                    ErrorCode::Timeout | ErrorCode::TooLarge | ErrorCode::ResourcesExhausted
+                )
+            {
+                QueryError::new(ErrorCode::QueryFailed, crate::error::EXECUTION_FAILED)
+                    .with_detail(e.detail)
+            } else {
+                e
+            }
+        };
         let df = ctx
             .execute_logical_plan(plan)
             .await
             .map_err(|e| from_datafusion(&e))?;
         let remaining = self.limits.time.saturating_sub(started.elapsed());
         let collect = async {
-            let mut stream = df.execute_stream().await.map_err(|e| from_datafusion(&e))?;
+            let mut stream = df
+                .execute_stream()
+                .await
+                .map_err(|e| uniform(from_datafusion(&e)))?;
             // the physical schema: what the batches really hold (e.g. Utf8View)
             let schema: SchemaRef = stream.schema();
             let (mut rows, mut bytes, mut batches) = (0usize, 0usize, Vec::new());
             while let Some(b) = stream.next().await {
-                let b = b.map_err(|e| from_datafusion(&e))?;
+                let b = b.map_err(|e| uniform(from_datafusion(&e)))?;
                 rows += b.num_rows();
                 bytes += b.get_array_memory_size();
                 if rows > self.limits.max_rows {
