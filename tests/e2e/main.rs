@@ -6,6 +6,7 @@
 // Test code: a failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod at_rest;
 mod extract;
 mod govern;
 mod ingest;
@@ -14,3 +15,4 @@ mod pseudonym;
 mod serve;
 mod support;
 mod synth;
+mod workers;

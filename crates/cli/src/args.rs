@@ -150,6 +150,14 @@ pub struct ServeArgs {
     /// Memory limit of each query worker process (heap and stacks), MiB (0 = none).
     #[arg(long, default_value_t = 8192)]
     pub worker_memory: u64,
+    /// CPU seconds a query worker may spend on one request before the kernel kills it
+    /// (RLIMIT_CPU; a backstop to --time-limit). Default: four times --time-limit.
+    #[arg(long, env = "DHUB_WORKER_CPU_LIMIT")]
+    pub worker_cpu_limit: Option<u64>,
+    /// Landlock sandbox of the query workers: auto (where the kernel supports it),
+    /// required (refuse to start without it) or off.
+    #[arg(long, env = "DHUB_WORKER_SANDBOX", default_value = "auto")]
+    pub worker_sandbox: dhub_query::sandbox::SandboxMode,
     /// Most rows in a result.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_rows: usize,

@@ -21,6 +21,8 @@ pub use args::{Cli, Command, Global};
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    // first: everything dhub writes is private to its account (0600 files, 0700 dirs)
+    commands::private::restrict_umask();
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
     match commands::run(cli) {

@@ -19,7 +19,9 @@
 //! 3. **Policy** ([`sdc`]): output disclosure control on the logical plan, and a
 //!    disclosure record of what was applied.
 //! 4. **Limits**: time, memory, result rows and bytes; each query runs in a separate
-//!    worker process ([`worker`]) so a runaway query is killed, never the server.
+//!    worker process ([`worker`]) so a runaway query is killed, never the server;
+//!    workers start with a cleared environment, a CPU-time limit and, where the kernel
+//!    has Landlock, read-only access to the store alone ([`sandbox`]).
 //!
 //! Errors ([`QueryError`]) carry a researcher-safe message and an audit-only detail.
 
@@ -29,6 +31,7 @@ pub mod error;
 pub mod guard;
 pub mod persons;
 pub mod review;
+pub mod sandbox;
 pub mod scoped;
 pub mod sdc;
 mod service;

@@ -13,7 +13,10 @@
 //!   a worker that overruns is killed (`SIGKILL`) and replaced, one that dies (stack
 //!   overflow, out of memory) is replaced, and the researcher gets a clean error;
 //! * the pool's size is the server's global concurrency: when every worker is busy the
-//!   request is refused at once (HTTP 429).
+//!   request is refused at once (HTTP 429);
+//! * a worker starts with a cleared environment, dies with the server, has a CPU-time
+//!   limit per request and, where the kernel has Landlock, can read only the research
+//!   store and what it needs to run ([`crate::sandbox`]).
 //!
 //! The protocol on the worker's stdin/stdout is frames of `[kind: u8][length: u64 LE]
 //! [payload]`: requests are JSON ([`WorkerRequest`]); answers are an error (`E`, JSON
@@ -93,12 +96,29 @@ pub struct WorkerConfig {
     pub limits: crate::service::Limits,
     /// Memory limit of the worker process (`RLIMIT_DATA`: heap and private mappings), bytes (0 = none).
     pub address_space_bytes: u64,
+    /// Enforce the Landlock sandbox ([`crate::sandbox::enforce`]) before anything else;
+    /// the server sets it when the kernel supports Landlock, and a worker that cannot
+    /// enforce it refuses to run.
+    #[serde(default)]
+    pub landlock: bool,
+    /// CPU seconds the worker may spend on one request (`RLIMIT_CPU`; 0 = none).
+    #[serde(default)]
+    pub cpu_seconds: u64,
 }
 
 /// The worker's main loop (`dhub query-worker`): reads requests on stdin until it
 /// closes, answers on stdout. Never returns an error for a bad query; only for a broken
 /// pipe or an unusable configuration.
 pub fn worker_main(config: WorkerConfig) -> Result<(), String> {
+    // first, on the only thread there is (Landlock binds the calling thread and the
+    // threads it starts later): the sandbox, no core files, the CPU budget
+    crate::sandbox::no_core_files();
+    if config.landlock {
+        let abi = crate::sandbox::enforce(&config.store, &config.views)
+            .map_err(|e| format!("refusing to run without the sandbox: {e}"))?;
+        tracing::debug!(abi, "query worker sandboxed with Landlock");
+    }
+    crate::sandbox::arm_cpu_limit(config.cpu_seconds)?;
     if config.address_space_bytes > 0 {
         // best effort: the server's time limit and the engine's pool still hold without it
         if let Err(e) = rlimit::setrlimit(
@@ -134,6 +154,8 @@ fn worker_loop(config: WorkerConfig) -> Result<(), String> {
     let mut input = stdin.lock();
     let mut out = stdout.lock();
     while let Some((kind, payload)) = read_frame(&mut input).map_err(|e| e.to_string())? {
+        // each request gets the whole CPU budget
+        crate::sandbox::arm_cpu_limit(config.cpu_seconds)?;
         if kind != b'Q' {
             return Err(format!("unexpected frame kind {kind}"));
         }
@@ -210,11 +232,46 @@ pub struct WorkerCommand {
     pub exe: PathBuf,
     /// Arguments (normally `query-worker --config JSON`).
     pub args: Vec<String>,
+    /// What confines the workers (reported by `/healthz`); the worker enforces it from
+    /// its settings in `args`.
+    pub sandbox: crate::sandbox::SandboxStatus,
+}
+
+/// Where the spawner thread sends a started worker.
+type SpawnReply = std::sync::mpsc::SyncSender<Result<Worker, QueryError>>;
+
+/// Starts one worker process: a cleared environment (object-store settings only), and
+/// death with the thread that starts it (`PR_SET_PDEATHSIG`).
+fn start_worker(command: &WorkerCommand) -> Result<Worker, QueryError> {
+    let mut cmd = Command::new(&command.exe);
+    cmd.args(&command.args)
+        .env_clear()
+        .envs(crate::sandbox::worker_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    crate::sandbox::die_with_parent(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| QueryError::internal(format!("starting a query worker: {e}")))?;
+    let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(QueryError::internal("a query worker has no pipes"));
+    };
+    Ok(Worker {
+        child,
+        stdin,
+        stdout,
+    })
 }
 
 /// The pool of worker processes.
 pub struct WorkerPool {
     command: WorkerCommand,
+    /// The thread that starts every worker: `PR_SET_PDEATHSIG` fires when the *thread*
+    /// that forked exits, so workers are started from one that lives as long as the
+    /// pool, never from a runtime thread that may retire.
+    spawner: Mutex<Option<std::sync::mpsc::Sender<SpawnReply>>>,
     idle: Mutex<Vec<Worker>>,
     slots: Arc<Semaphore>,
     size: usize,
@@ -267,6 +324,7 @@ impl WorkerPool {
         let size = size.max(1);
         Self {
             command,
+            spawner: Mutex::new(None),
             idle: Mutex::new(Vec::new()),
             slots: Arc::new(Semaphore::new(size)),
             size,
@@ -284,23 +342,46 @@ impl WorkerPool {
         self.slots.available_permits()
     }
 
+    /// What confines the workers.
+    pub fn sandbox(&self) -> &crate::sandbox::SandboxStatus {
+        &self.command.sandbox
+    }
+
     fn spawn(&self) -> Result<Worker, QueryError> {
-        let mut child = Command::new(&self.command.exe)
-            .args(&self.command.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| QueryError::internal(format!("starting a query worker: {e}")))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(QueryError::internal("a query worker has no pipes"));
+        let stopped = || QueryError::internal("the query worker spawner stopped");
+        let tx = {
+            let mut spawner = self
+                .spawner
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*spawner {
+                Some(tx) => tx.clone(),
+                None => {
+                    // tokio's Command needs the runtime; without one it cannot run anyway
+                    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+                        return start_worker(&self.command);
+                    };
+                    let (tx, rx) = std::sync::mpsc::channel::<SpawnReply>();
+                    let command = self.command.clone();
+                    std::thread::Builder::new()
+                        .name("dhub-worker-spawner".into())
+                        .spawn(move || {
+                            let _runtime = handle.enter();
+                            for reply in rx {
+                                let _ = reply.send(start_worker(&command));
+                            }
+                        })
+                        .map_err(|e| {
+                            QueryError::internal(format!("starting the worker spawner: {e}"))
+                        })?;
+                    *spawner = Some(tx.clone());
+                    tx
+                }
+            }
         };
-        Ok(Worker {
-            child,
-            stdin,
-            stdout,
-        })
+        let (reply, started) = std::sync::mpsc::sync_channel(1);
+        tx.send(reply).map_err(|_| stopped())?;
+        started.recv().map_err(|_| stopped())?
     }
 
     /// Starts every worker now (so the first queries do not pay for it).
@@ -378,7 +459,7 @@ impl WorkerPool {
 fn died(detail: &str) -> QueryError {
     QueryError::new(
         ErrorCode::ResourcesExhausted,
-        "the query was stopped because it broke a resource bound (memory, stack depth or size); simplify it, filter earlier or aggregate",
+        "the query was stopped because it broke a resource bound (memory, CPU time, stack depth or size); simplify it, filter earlier or aggregate",
     )
     .with_detail(format!("query worker died: {detail}"))
 }

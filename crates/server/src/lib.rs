@@ -151,6 +151,11 @@ impl Governed {
         &self.govern
     }
 
+    /// What confines the query workers (`/healthz`).
+    pub fn worker_sandbox(&self) -> &dhub_query::sandbox::SandboxStatus {
+        self.pool.sandbox()
+    }
+
     /// Free query slots (global).
     pub fn slots_free(&self) -> usize {
         self.pool.available()

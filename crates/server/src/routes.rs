@@ -26,7 +26,7 @@ pub fn router(g: Arc<Governed>) -> Router {
         .route("/v1/queries/{id}/disclosure", get(disclosure))
         .route("/v1/extracts", get(extracts))
         .route("/v1/extracts/{id}/files/{name}", get(extract_file))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
@@ -228,4 +228,24 @@ async fn openapi() -> Response {
         crate::openapi::SPEC,
     )
         .into_response()
+}
+
+/// Liveness: `ok` as text, or with `Accept: application/json`, `{"status": "ok",
+/// "sandbox": {…}}`: what confines the query workers ([`dhub_query::sandbox`]). The
+/// `x-dhub-sandbox` header carries its one-line summary either way.
+async fn healthz(State(g): St, headers: HeaderMap) -> Response {
+    let sandbox = g.worker_sandbox();
+    let json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let mut r = if json {
+        axum::Json(json!({"status": "ok", "sandbox": sandbox})).into_response()
+    } else {
+        "ok\n".into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&sandbox.summary()) {
+        r.headers_mut().insert("x-dhub-sandbox", v);
+    }
+    r
 }

@@ -261,7 +261,7 @@ impl TableWrite {
         if url.scheme() == "file"
             && let Ok(dir) = url.to_file_path()
         {
-            std::fs::create_dir_all(&dir).map_err(|e| StoreError::Write {
+            crate::private::create_private_dir_all(&dir).map_err(|e| StoreError::Write {
                 table: name.to_owned(),
                 message: format!("cannot create {}: {e}", dir.display()),
             })?;

@@ -88,6 +88,19 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// A local root (store, quarantine, extracts, governance database) that other
+    /// local users may read, write or enter.
+    #[error(
+        "the {what} {path} is open to other local users (mode {mode:04o}) and holds data only dhub's account may read; run `chmod -R go-rwx {path}` (or choose a private location) and start again"
+    )]
+    NotPrivate {
+        /// What it is ("research store", "quarantine", …).
+        what: String,
+        /// The local path.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// Arrow or Parquet failed while writing a table.
     #[error("writing table `{table}`: {message}")]
     Write {

@@ -28,6 +28,7 @@
 mod delta;
 mod error;
 mod location;
+pub mod private;
 mod release;
 
 use std::collections::BTreeMap;

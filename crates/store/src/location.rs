@@ -203,7 +203,8 @@ impl Location {
             let path = url
                 .to_file_path()
                 .map_err(|()| bad(raw, "not a local path"))?;
-            std::fs::create_dir_all(&path)
+            // private to dhub's account: 0700 (crate::private)
+            crate::private::create_private_dir_all(&path)
                 .map_err(|e| bad(raw, format!("cannot create {}: {e}", path.display())))?;
         }
         let (store, prefix) = root_store(&url)?;
@@ -212,6 +213,23 @@ impl Location {
 }
 
 impl Location {
+    /// The local directory of a `file://` location (`None` for object stores).
+    pub fn local_path(&self) -> Option<std::path::PathBuf> {
+        (self.url.scheme() == "file")
+            .then(|| self.url.to_file_path().ok())
+            .flatten()
+    }
+
+    /// Refuses a `file://` root that other local users may read, write or enter
+    /// ([`crate::private::check_private`]); object stores pass (their access is the
+    /// bucket's policy).
+    pub fn check_private(&self, what: &str) -> Result<()> {
+        match self.local_path() {
+            Some(p) => crate::private::check_private(&p, what),
+            None => Ok(()),
+        }
+    }
+
     /// The normalised root URL (no trailing slash).
     pub fn url(&self) -> &Url {
         &self.url

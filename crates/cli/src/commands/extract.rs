@@ -270,9 +270,9 @@ fn run_extract(
             "peak_rss_bytes": rss,
             "location": out.location,
         });
-        std::fs::write(
+        dhub_store::private::write_private(
             path,
-            serde_json::to_vec_pretty(&r).context("serialising the report")?,
+            &serde_json::to_vec_pretty(&r).context("serialising the report")?,
         )
         .with_context(|| format!("writing the report {}", path.display()))?;
     }

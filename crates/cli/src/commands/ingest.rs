@@ -97,7 +97,7 @@ pub fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<RunReport> {
     if let Some(path) = &args.report {
         let mut json = serde_json::to_vec_pretty(&report).context("serialising the run report")?;
         json.push(b'\n');
-        std::fs::write(path, json)
+        dhub_store::private::write_private(path, &json)
             .with_context(|| format!("writing the report to {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }

@@ -4,6 +4,7 @@ mod extract;
 mod govern;
 mod ingest;
 mod keys;
+pub(crate) mod private;
 mod pseudonym;
 mod quickstart;
 mod release;
@@ -14,6 +15,7 @@ use crate::args::{Cli, Command};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    private::check(&cli)?;
     match cli.command {
         Command::Quickstart(args) => quickstart::run(&cli.global, &args),
         Command::Keys(cmd) => keys::run(&cli.global, cmd),

@@ -17,11 +17,24 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
         guard: Default::default(),
     };
     let store = dhub_store::Store::open(&global.store)?;
+    // the workers' confinement (dhub_query::sandbox): decided here, enforced by each
+    // worker before it reads a request, reported in the start-up log and /healthz
+    let cpu_seconds = a
+        .worker_cpu_limit
+        .unwrap_or_else(|| limits.time.as_secs().saturating_mul(4))
+        .max(1);
+    let (landlock, sandbox) =
+        dhub_query::sandbox::plan(a.worker_sandbox, store.url().as_str(), cpu_seconds)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(sandbox = %sandbox.summary(), "query workers");
+    eprintln!("dhub serve: query workers: {}", sandbox.summary());
     let worker = WorkerConfig {
         store: store.url().to_string(),
         views: std::path::absolute(&a.views).unwrap_or_else(|_| a.views.clone()),
         limits,
         address_space_bytes: a.worker_memory << 20,
+        landlock,
+        cpu_seconds,
     };
     let exe = std::env::current_exe().context("finding the dhub executable for query workers")?;
     let config = ServerConfig {
@@ -38,6 +51,7 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
                 "--config".into(),
                 serde_json::to_string(&worker).context("worker settings")?,
             ],
+            sandbox,
         },
         workers: a.workers.max(1),
         per_researcher: a.per_researcher.max(1),
