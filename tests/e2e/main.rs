@@ -9,6 +9,7 @@
 mod at_rest;
 mod extract;
 mod govern;
+mod hardening;
 mod ingest;
 mod keys;
 mod pseudonym;

@@ -167,6 +167,32 @@ pub struct ServeArgs {
     /// Write the bound address to this file once listening.
     #[arg(long, hide = true)]
     pub ready_file: Option<PathBuf>,
+    /// Open client connections at once, both listeners together (capped at half the
+    /// open-file limit); more are closed at once.
+    #[arg(long, env = "DHUB_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open connections at once from one client address.
+    #[arg(long, env = "DHUB_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 128)]
+    pub max_connections_per_address: usize,
+    /// Seconds a client has to send a request's headers (from its first byte, or from
+    /// connecting) and then its body; slower connections are closed.
+    #[arg(long, env = "DHUB_HEADER_TIMEOUT", default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a connection may sit with no request in progress and no traffic before
+    /// it is closed (a running query keeps its connection).
+    #[arg(long, env = "DHUB_IDLE_TIMEOUT", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+    /// Failed authentications (401/403) one client address may make per --auth-window
+    /// before its requests are answered 429 with Retry-After (HTTP and Flight SQL).
+    #[arg(long, env = "DHUB_AUTH_FAILURES", default_value_t = 20)]
+    pub auth_failures: usize,
+    /// The window of --auth-failures, seconds.
+    #[arg(long, env = "DHUB_AUTH_WINDOW", default_value_t = 60)]
+    pub auth_window: u64,
+    /// Bearer token that opens GET /metrics (without one, /metrics answers 404). Give
+    /// it in the environment, not on the command line, where `ps` shows it.
+    #[arg(long, env = "DHUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// `dhub project …`
@@ -243,9 +269,12 @@ pub enum TokenHolderCommand {
         /// Their project.
         #[arg(long)]
         project: String,
-        /// Last day the token works, YYYY-MM-DD.
+        /// Last day the token works, YYYY-MM-DD (today or later).
         #[arg(long)]
         expires: Option<String>,
+        /// (tests) Accept an --expires date in the past: the token is born expired.
+        #[arg(long, hide = true)]
+        allow_past_expiry: bool,
     },
     /// Revoke a person's token.
     Revoke {

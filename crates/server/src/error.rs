@@ -49,6 +49,12 @@ impl ApiError {
         e
     }
 
+    /// A failure to start serving (a taken port, an unreadable certificate): the
+    /// message is for the operator who started the server, who reads it on stderr.
+    pub fn startup(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "startup", message)
+    }
+
     /// The audit outcome word for this error.
     pub fn outcome(&self) -> &'static str {
         self.code
@@ -133,4 +139,19 @@ impl From<ApiError> for tonic::Status {
         }
         s
     }
+}
+
+/// An error and its sources, `: `-joined (transport errors keep the cause in a source).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

@@ -45,7 +45,6 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     SchemaAsIpc, Ticket,
 };
-use base64::Engine;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::metadata::MetadataValue;
@@ -217,11 +216,7 @@ impl DhubFlightSql {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+            .and_then(crate::guard::bearer_token);
         let caller = Self::caller(req);
         tokio::task::block_in_place(|| self.g.authenticate(token, &caller)).map_err(Status::from)
     }
@@ -348,21 +343,12 @@ impl FlightSqlService for DhubFlightSql {
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let token = match header.as_deref() {
-            Some(h) if h.starts_with("Basic ") => {
-                // padded or not: clients differ (Go's ADBC driver sends no padding)
-                let raw = base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(h["Basic ".len()..].trim().trim_end_matches('='))
-                    .unwrap_or_default();
-                let text = String::from_utf8(raw).unwrap_or_default();
-                text.split_once(':').map(|(_, t)| t.to_owned())
-            }
-            Some(h) => h
-                .strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-                .map(|t| t.trim().to_owned()),
-            None => None,
-        };
+        // padded base64 or not: clients differ (Go's ADBC driver sends no padding)
+        let token = header.as_deref().and_then(|h| {
+            crate::guard::basic_credentials(h)
+                .map(|(_, password)| password)
+                .or_else(|| crate::guard::bearer_token(h).map(str::to_owned))
+        });
         let caller = Self::caller(&request);
         let token = match token {
             Some(t) => t,
@@ -618,36 +604,135 @@ impl FlightSqlService for DhubFlightSql {
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
 }
 
-/// Serves Flight SQL on `listener` until `shutdown` resolves.
-pub async fn serve_flight(
+/// What the Flight SQL middleware needs.
+#[derive(Debug)]
+struct FlightGuard {
+    net: Arc<crate::conn::Net>,
+    registry: Arc<crate::conn::Registry>,
+}
+
+/// Every call first: marks its connection busy (so the idle timeout spares a running
+/// statement), refuses an address that failed authentication too often
+/// (`ResourceExhausted` with `retry-after`, code word `rate_limited`), and counts an
+/// `Unauthenticated` or `PermissionDenied` answer as a failed authentication of the
+/// address (the same limiter as HTTP's).
+async fn flight_guard(
+    axum::extract::State(w): axum::extract::State<Arc<FlightGuard>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let ext = req.extensions();
+    let peer = ext
+        .get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|i| i.get_ref().remote_addr())
+        });
+    let _active = peer.and_then(|p| w.registry.get(&p)).map(|c| c.begin());
+    if let Some(ip) = peer.map(|p| p.ip())
+        && let Some(secs) = w.net.throttled(ip)
+    {
+        let mut s = Status::resource_exhausted(format!(
+            "too many failed authentications from your address; try again in {secs} s with a valid token"
+        ));
+        s.metadata_mut()
+            .insert("x-dhub-error-code", MetadataValue::from_static("rate_limited"));
+        if let Ok(v) = MetadataValue::from_str(&secs.to_string()) {
+            s.metadata_mut().insert("retry-after", v);
+        }
+        return s.into_http::<axum::body::Body>();
+    }
+    let r = next.run(req).await;
+    let code = r
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
+    if let Some(ip) = peer.map(|p| p.ip())
+        && matches!(
+            code.map(tonic::Code::from_i32),
+            Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
+        )
+    {
+        w.net.failed(ip);
+    }
+    r
+}
+
+/// The Flight SQL server, TLS included, built before anything is served so that a bad
+/// certificate or key stops start-up instead of silently losing a listener. TLS uses
+/// the process's rustls crypto provider, which [`crate::serve`] chooses before this.
+pub fn server(
     g: Arc<Governed>,
-    listener: tonic::transport::server::TcpIncoming,
-    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ApiError> {
-    let svc = arrow_flight::flight_service_server::FlightServiceServer::new(DhubFlightSql::new(g))
-        .max_decoding_message_size(16 << 20)
+    tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+    net: Arc<crate::conn::Net>,
+    registry: Arc<crate::conn::Registry>,
+) -> Result<tonic::transport::server::Router, ApiError> {
+    let svc = arrow_flight::flight_service_server::FlightServiceServer::from_arc(
+        DhubFlightSql::start(g),
+    )
+    .max_decoding_message_size(16 << 20)
         .max_encoding_message_size(64 << 20);
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = tls {
         let read = |p: &std::path::Path| {
-            std::fs::read(p)
-                .map_err(|e| ApiError::internal(format!("reading {}: {e}", p.display())))
+            std::fs::read(p).map_err(|e| {
+                ApiError::startup(format!(
+                    "reading the TLS file {} for Flight SQL: {e}",
+                    p.display()
+                ))
+            })
         };
-        let identity = tonic::transport::Identity::from_pem(read(&cert)?, read(&key)?);
+        let identity = tonic::transport::Identity::from_pem(read(cert)?, read(key)?);
         builder = builder
-            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
-            .map_err(|e| ApiError::internal(format!("Flight SQL TLS: {e}")))?;
+            .tls_config(
+                tonic::transport::ServerTlsConfig::new()
+                    .identity(identity)
+                    .timeout(net.limits().header_timeout),
+            )
+            .map_err(|e| {
+                ApiError::startup(format!(
+                    "the TLS certificate and key for Flight SQL: {}",
+                    crate::error::chain(&e)
+                ))
+            })?;
     }
-    builder
-        .add_service(svc)
-        .serve_with_incoming_shutdown(listener, shutdown)
-        .await
-        .map_err(|e| ApiError::internal(format!("serving Flight SQL: {e}")))
+    let guard = Arc::new(FlightGuard { net, registry });
+    let routes = tonic::service::Routes::new(svc)
+        .into_axum_router()
+        .layer(axum::middleware::from_fn_with_state(guard, flight_guard));
+    Ok(builder.add_routes(tonic::service::Routes::from(routes)))
 }
 
-/// Binds the Flight SQL listener (so its address is known before serving).
-pub fn bind(addr: SocketAddr) -> Result<tonic::transport::server::TcpIncoming, ApiError> {
-    tonic::transport::server::TcpIncoming::bind(addr)
-        .map_err(|e| ApiError::internal(format!("binding Flight SQL on {addr}: {e}")))
+/// Serves Flight SQL on `listener` (its connections under `net`'s caps and timeouts)
+/// until `shutdown` resolves.
+pub async fn serve_flight(
+    router: tonic::transport::server::Router,
+    listener: tokio::net::TcpListener,
+    net: Arc<crate::conn::Net>,
+    registry: Arc<crate::conn::Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    router
+        .serve_with_incoming_shutdown(
+            crate::conn::incoming(listener, net, registry),
+            shutdown,
+        )
+        .await
+        .map_err(|e| {
+            ApiError::startup(format!(
+                "serving Flight SQL: {}",
+                crate::error::chain(&e)
+            ))
+        })
+}
+
+/// Binds the Flight SQL listener (so its address is known, and a taken port stops
+/// start-up, before anything is served).
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ApiError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| ApiError::startup(format!("cannot listen for Flight SQL on {addr}: {e}")))
 }

@@ -14,13 +14,15 @@
 //! | `GET /v1/whoami` | the researcher, project, release and output policy |
 //! | `GET /v1/queries/{id}/disclosure` | the disclosure record of one of the project's queries |
 //! | `GET /healthz` | liveness |
-//! | `GET /metrics` | Prometheus text |
+//! | `GET /metrics` | Prometheus text (with the metrics token only; see [`ServerConfig::metrics_token`]) |
 //! | `GET /openapi.json` | the whole API |
 
+mod conn;
 mod error;
 mod extracts;
 pub mod flight;
 mod format;
+mod guard;
 mod metrics;
 mod openapi;
 mod routes;
@@ -36,7 +38,9 @@ use dhub_query::{Answer, QueryError, QueryOutput, Scope, TableInfo, WorkerPool, 
 use dhub_store::{Release, Store};
 use serde_json::{Map, Value, json};
 
+pub use conn::NetLimits;
 pub use error::{ApiError, status_of};
+pub use guard::{basic_credentials, bearer_token};
 pub use metrics::Metrics;
 
 /// Server settings (from `dhub serve` flags).
@@ -64,6 +68,10 @@ pub struct ServerConfig {
     pub time_limit: Duration,
     /// Write the bound address here once listening (tests, scripts).
     pub ready_file: Option<PathBuf>,
+    /// Connection caps, timeouts and the failed-authentication limit.
+    pub net: NetLimits,
+    /// The bearer token that opens `GET /metrics` (`None`: `/metrics` answers 404).
+    pub metrics_token: Option<String>,
 }
 
 /// What a governed query returns to its front end.
@@ -343,91 +351,242 @@ impl Governed {
     }
 }
 
-/// Serves HTTP until SIGTERM or Ctrl-C; in-flight queries finish (and are audited)
-/// before the process exits.
+/// Chooses rustls's crypto provider for the whole process, once, before any TLS
+/// configuration or listener exists: ring, dhub's one crypto library. Several rustls
+/// back ends are compiled in through dependencies (ring and aws-lc-rs), and a TLS
+/// configuration built without a process default fails, so leaving the choice to
+/// whichever listener starts first made start-up depend on task scheduling.
+fn choose_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // fails only when another thread installed one first: either way one is chosen
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// The connection limits after the process's open-file limit: connections beyond half
+/// of it would starve the server of descriptors for its store, workers and audit log.
+fn fit_to_file_limit(mut net: NetLimits) -> NetLimits {
+    #[cfg(unix)]
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let fit = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(16);
+        if net.max_connections > fit {
+            tracing::warn!(
+                max_connections = net.max_connections,
+                open_file_limit = soft,
+                "the connection cap is lowered to {fit}, half the open-file limit; raise the limit (ulimit -n) to allow more"
+            );
+            eprintln!(
+                "dhub serve: the connection cap is lowered to {fit}, half the open-file limit ({soft}); raise `ulimit -n` to allow more"
+            );
+            net.max_connections = fit;
+        }
+    }
+    net.max_connections_per_address = net.max_connections_per_address.min(net.max_connections);
+    net
+}
+
+/// Warns, loudly, for every listener on a non-loopback address without TLS: tokens and
+/// answers would cross the network in clear text.
+fn warn_plaintext(config: &ServerConfig) {
+    if config.tls.is_some() {
+        return;
+    }
+    let listeners = [("HTTP", Some(config.listen)), ("Flight SQL", config.flight_listen)];
+    for (what, addr) in listeners {
+        let Some(addr) = addr else { continue };
+        if addr.ip().is_loopback() {
+            continue;
+        }
+        tracing::warn!(%addr, "{what} listens on a non-loopback address without TLS");
+        eprintln!(
+            "dhub serve: WARNING: {what} listens on {addr}, not a loopback address, WITHOUT TLS: \
+             researchers' tokens and answers cross the network in clear text. Give --tls-cert and \
+             --tls-key, or listen on 127.0.0.1 behind a TLS-terminating proxy."
+        );
+    }
+}
+
+/// Writes the ready file whole (a temporary file renamed into place), so a reader never
+/// sees half of it.
+fn write_ready(path: &std::path::Path, text: &str) -> Result<(), ApiError> {
+    let tmp = path.with_extension("tmp-ready");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| ApiError::startup(format!("writing the ready file {}: {e}", path.display())))
+}
+
+/// Serves HTTP (and Flight SQL, with `flight_listen`) until SIGTERM or Ctrl-C;
+/// in-flight queries finish (and are audited) before the process exits.
+///
+/// Start-up is all or nothing: the TLS crypto provider is chosen first, then every
+/// listener is bound and every TLS configuration built; only when all of them stand are
+/// the "listening" lines printed and the ready file written. Any failure, then or later
+/// (a listener that stops while the server runs), ends the process with an error that
+/// names the listener and the reason.
 pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
+    choose_crypto_provider();
+    warn_plaintext(&config);
     let governed = Arc::new(tokio::task::block_in_place(|| Governed::open(&config))?);
-    let app = routes::router(governed.clone());
+    // refused tokens counted per client and minute reach the audit log every few
+    // seconds, and all of them when this function returns, however it returns
+    let _refusals = audit::RefusalFlusher::start(&governed);
+    let net = conn::Net::new(fit_to_file_limit(config.net.clone()));
+
+    // bind every listener and build every TLS configuration before serving anything
+    let http_listener = std::net::TcpListener::bind(config.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| ApiError::startup(format!("cannot listen on {}: {e}", config.listen)))?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|e| ApiError::startup(format!("the HTTP listener's address: {e}")))?;
+    let rustls = match &config.tls {
+        Some((cert, key)) => Some(
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    ApiError::startup(format!(
+                        "loading the TLS certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let flight = match config.flight_listen {
+        Some(addr) => {
+            let listener = flight::bind(addr).await?;
+            let bound = listener
+                .local_addr()
+                .map_err(|e| ApiError::startup(format!("the Flight SQL listener's address: {e}")))?;
+            let registry = Arc::new(conn::Registry::default());
+            let router =
+                flight::server(governed.clone(), config.tls.as_ref(), net.clone(), registry.clone())?;
+            Some((bound, listener, router, registry))
+        }
+        None => None,
+    };
+
+    // serve
     let handle: axum_server::Handle<SocketAddr> = axum_server::Handle::new();
-    let h = handle.clone();
     let grace = config.time_limit + Duration::from_secs(5);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let h = handle.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
         h.graceful_shutdown(Some(grace));
         let _ = stop_tx.send(true);
     });
-    // Flight SQL beside HTTP, on the same governed state
-    let flight = match config.flight_listen {
-        Some(addr) => {
-            let incoming = flight::bind(addr)?;
-            let bound = incoming
-                .local_addr()
-                .map_err(|e| ApiError::internal(format!("Flight SQL address: {e}")))?;
-            let mut rx = stop_rx.clone();
-            let task = tokio::spawn(flight::serve_flight(
-                governed.clone(),
-                incoming,
-                config.tls.clone(),
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                },
-            ));
-            Some((bound, task))
-        }
-        None => None,
+    let registry = Arc::new(conn::Registry::default());
+    let web = Arc::new(routes::HttpGuard {
+        net: net.clone(),
+        registry: registry.clone(),
+        metrics_token: config
+            .metrics_token
+            .as_deref()
+            .map(|t| ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes()).as_ref().to_vec()),
+    });
+    let svc = routes::router(governed.clone(), web)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    let acceptor = conn::GuardAcceptor {
+        net: net.clone(),
+        registry,
     };
-    let flight_addr = flight.as_ref().map(|(a, _)| *a);
-    let ready = config.ready_file.clone();
+    let http_server = axum_server::from_tcp(http_listener)
+        .map_err(|e| ApiError::startup(format!("serving on {http_addr}: {e}")))?
+        .handle(handle.clone());
+    let mut http_task = match rustls {
+        Some(tls) => {
+            let server = http_server.acceptor(
+                axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                    .handshake_timeout(config.net.header_timeout)
+                    .acceptor(acceptor),
+            );
+            tokio::spawn(server.serve(svc))
+        }
+        None => tokio::spawn(http_server.acceptor(acceptor).serve(svc)),
+    };
+    let mut flight_task = flight.map(|(bound, listener, router, registry)| {
+        let mut rx = stop_rx.clone();
+        let task = tokio::spawn(flight::serve_flight(
+            router,
+            listener,
+            net.clone(),
+            registry,
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            },
+        ));
+        (bound, task)
+    });
+
+    // every listener is bound and configured: announce
     let tls = config.tls.is_some();
     let scheme = if tls { "https" } else { "http" };
-    let h2 = handle.clone();
-    tokio::spawn(async move {
-        if let Some(addr) = h2.listening().await {
-            tracing::info!(%addr, "listening");
-            eprintln!("dhub serve: listening on {scheme}://{addr}");
-            let mut ready_text = addr.to_string();
-            if let Some(f) = flight_addr {
-                let grpc = if tls { "grpc+tls" } else { "grpc" };
-                eprintln!("dhub serve: Flight SQL on {grpc}://{f}");
-                ready_text.push_str(&format!("\n{f}"));
-            }
-            if let Some(p) = ready {
-                let _ = std::fs::write(p, ready_text);
-            }
-        }
-    });
-    let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-    let served = match &config.tls {
-        Some((cert, key)) => {
-            // TLS with ring, dhub's one crypto library (several rustls back ends are
-            // compiled in through dependencies, so the choice is made here)
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| {
-                    ApiError::internal(format!("loading the TLS certificate and key: {e}"))
-                })?;
-            axum_server::bind_rustls(config.listen, tls)
-                .handle(handle)
-                .serve(svc)
-                .await
-        }
-        None => {
-            axum_server::bind(config.listen)
-                .handle(handle)
-                .serve(svc)
-                .await
+    tracing::info!(addr = %http_addr, "listening");
+    eprintln!("dhub serve: listening on {scheme}://{http_addr}");
+    let mut ready_text = http_addr.to_string();
+    if let Some((f, _)) = &flight_task {
+        let grpc = if tls { "grpc+tls" } else { "grpc" };
+        tracing::info!(addr = %f, "Flight SQL listening");
+        eprintln!("dhub serve: Flight SQL on {grpc}://{f}");
+        ready_text.push_str(&format!("\n{f}"));
+    }
+    if let Some(p) = &config.ready_file {
+        write_ready(p, &ready_text)?;
+    }
+
+    // run until shutdown; a listener that stops before it is an error that ends both
+    let stopping = || *stop_rx.borrow();
+    let flight_done = async {
+        match &mut flight_task {
+            Some((_, t)) => Some(t.await),
+            None => futures::future::pending().await,
         }
     };
-    if let Some((_, task)) = flight {
-        match task.await {
-            Ok(r) => r?,
-            Err(e) => return Err(ApiError::internal(format!("Flight SQL task: {e}"))),
+    tokio::select! {
+        r = &mut http_task => {
+            let r = match r {
+                Ok(Ok(())) if stopping() => Ok(()),
+                Ok(Ok(())) => Err(ApiError::startup("the HTTP listener stopped unexpectedly")),
+                Ok(Err(e)) => Err(ApiError::startup(format!("serving HTTP on {http_addr}: {e}"))),
+                Err(e) => Err(ApiError::startup(format!("the HTTP listener failed: {e}"))),
+            };
+            if r.is_err() {
+                handle.shutdown();
+                if let Some((_, t)) = &flight_task {
+                    t.abort();
+                }
+                return r;
+            }
+            if let Some((_, t)) = flight_task {
+                match t.await {
+                    Ok(r) => r?,
+                    Err(e) => return Err(ApiError::startup(format!("the Flight SQL listener failed: {e}"))),
+                }
+            }
+            r
+        }
+        Some(r) = flight_done => {
+            let r = match r {
+                Ok(Ok(())) if stopping() => Ok(()),
+                Ok(Ok(())) => Err(ApiError::startup("the Flight SQL listener stopped unexpectedly")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(ApiError::startup(format!("the Flight SQL listener failed: {e}"))),
+            };
+            if r.is_err() {
+                handle.shutdown();
+                http_task.abort();
+                return r;
+            }
+            match http_task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(ApiError::startup(format!("serving HTTP on {http_addr}: {e}"))),
+                Err(e) => Err(ApiError::startup(format!("the HTTP listener failed: {e}"))),
+            }
         }
     }
-    served.map_err(|e| ApiError::internal(format!("serving on {}: {e}", config.listen)))
 }
 
 async fn shutdown_signal() {

@@ -1,24 +1,43 @@
-//! The HTTP routes.
+//! The HTTP routes, and the middleware every request passes first (connection
+//! bookkeeping, the failed-authentication limiter, the whole body within the header
+//! timeout and the size limit, and the headers every response carries).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::conn::{Net, Registry};
 use crate::error::ApiError;
 use crate::format::{Format, encode};
 use crate::{Caller, Governed};
 
 type St = State<Arc<Governed>>;
 
+/// The largest request body (a query's JSON), bytes.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// What the HTTP middleware needs beside the governed state.
+#[derive(Debug)]
+pub struct HttpGuard {
+    /// Caps and the failed-authentication limiter (shared with Flight SQL).
+    pub net: Arc<Net>,
+    /// The HTTP listener's live connections.
+    pub registry: Arc<Registry>,
+    /// SHA-256 of the bearer token that opens `/metrics` (`None`: `/metrics` is off).
+    pub metrics_token: Option<Vec<u8>>,
+}
+
 /// The API's routes over the shared state.
-pub fn router(g: Arc<Governed>) -> Router {
+pub fn router(g: Arc<Governed>, web: Arc<HttpGuard>) -> Router {
     Router::new()
         .route("/v1/query", post(query))
         .route("/v1/tables", get(tables))
@@ -36,19 +55,115 @@ pub fn router(g: Arc<Governed>) -> Router {
                 "no such endpoint; GET /openapi.json describes the API",
             )
         })
-        .layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::Extension(web.clone()))
+        .layer(axum::middleware::from_fn_with_state(web, guard))
         .with_state(g)
+}
+
+/// The headers every response carries: answers hold research data and must not be
+/// cached or sniffed as another type.
+fn secured(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// Every request first: marks its connection busy (so the idle timeout spares a long
+/// query), answers 429 with `Retry-After` to an address that failed authentication too
+/// often, reads the whole body within the header timeout and [`BODY_LIMIT`] (408 and
+/// 413 otherwise, JSON like every error), counts a 401 or 403 answer as a failed
+/// authentication of the address, and adds the [`secured`] headers.
+async fn guard(
+    State(web): State<Arc<HttpGuard>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures::StreamExt;
+
+    let _active = web.registry.get(&addr).map(|c| c.begin());
+    let ip = addr.ip();
+    if req.uri().path() != "/healthz"
+        && let Some(secs) = web.net.throttled(ip)
+    {
+        let mut r = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many failed authentications from your address; try again in {secs} s with a valid token"
+            ),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return secured(r);
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request body is over {} KiB; send a shorter query",
+                BODY_LIMIT / 1024
+            ),
+        )
+    };
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+        return secured(too_large().into_response());
+    }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| {
+                ApiError::bad_request("the request body could not be read; send it again")
+            })?;
+            if buf.len() + chunk.len() > BODY_LIMIT {
+                return Err(too_large());
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf)
+    };
+    let body = match tokio::time::timeout(web.net.limits().header_timeout, read).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return secured(e.into_response()),
+        Err(_) => {
+            return secured(
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time; send the whole request at once",
+                )
+                .into_response(),
+            );
+        }
+    };
+    let r = next
+        .run(Request::from_parts(parts, Body::from(body)))
+        .await;
+    if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        web.net.failed(ip);
+    }
+    secured(r)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+        .and_then(crate::guard::bearer_token)
 }
 
 fn caller(addr: SocketAddr) -> Caller {
@@ -84,6 +199,8 @@ async fn query(
     })?;
     let format: Format = body.format.as_deref().unwrap_or("json").parse()?;
     let answered = g.query(&p, &body.sql, &c).await?;
+    // the token may have been revoked (or have expired) while the query ran
+    g.recheck(bearer(&headers), &p, &answered.id, &c).await?;
     let disclosure = answered.output.disclosure.clone();
     let (content_type, bytes) = encode(format, &answered)?;
     let mut r = (StatusCode::OK, bytes).into_response();
@@ -217,9 +334,31 @@ async fn extract_file(
     Ok(r)
 }
 
-async fn metrics(State(g): St) -> Response {
-    let body = g.metrics.render(g.slots_free());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+/// `GET /metrics`: only with the metrics bearer token (`DHUB_METRICS_TOKEN`); off (404)
+/// when the server has none.
+async fn metrics(
+    State(g): St,
+    axum::Extension(web): axum::Extension<Arc<HttpGuard>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(want) = &web.metrics_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the metrics endpoint is off; start dhub serve with DHUB_METRICS_TOKEN set and send that token as `Authorization: Bearer TOKEN`",
+        ));
+    };
+    let given = bearer(&headers).map(|t| ring::digest::digest(&ring::digest::SHA256, t.as_bytes()));
+    if given.as_ref().map(|d| d.as_ref()) != Some(want.as_slice()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the metrics token as `Authorization: Bearer TOKEN`",
+        ));
+    }
+    let mut body = g.metrics.render(g.slots_free());
+    body.push_str(&web.net.render());
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
 async fn openapi() -> Response {

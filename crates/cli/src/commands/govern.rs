@@ -161,8 +161,16 @@ fn holders(global: &Global, cmd: TokenHolderCommand, kind: &str) -> anyhow::Resu
             name,
             project,
             expires,
+            allow_past_expiry,
         } => {
             let expires = expires.as_deref().map(parse_date).transpose()?;
+            // a token that expired before it was issued can only be a mistyped date
+            let today = chrono::Utc::now().date_naive();
+            if let Some(d) = expires.filter(|d| *d < today && !allow_past_expiry) {
+                anyhow::bail!(
+                    "--expires {d} is in the past (today is {today}): the token would never work; give today or a later date"
+                );
+            }
             let token = if partner {
                 g.add_partner(&name, &project, expires, &actor())?
             } else {

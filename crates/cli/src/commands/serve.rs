@@ -57,10 +57,31 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
         per_researcher: a.per_researcher.max(1),
         time_limit: limits.time,
         ready_file: a.ready_file.clone(),
+        net: dhub_server::NetLimits {
+            max_connections: a.max_connections.max(1),
+            max_connections_per_address: a.max_connections_per_address.max(1),
+            header_timeout: Duration::try_from_secs_f64(a.header_timeout)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--header-timeout: give a number of seconds above 0")?,
+            idle_timeout: Duration::try_from_secs_f64(a.idle_timeout)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .context("--idle-timeout: give a number of seconds above 0")?,
+            auth_failures: a.auth_failures.max(1),
+            auth_window: Duration::from_secs(a.auth_window.max(1)),
+        },
+        metrics_token: a.metrics_token.clone().filter(|t| !t.trim().is_empty()),
     };
     super::runtime()?
         .block_on(dhub_server::serve(config))
-        .map_err(|e| anyhow::anyhow!("{}: {}", e.message, e.detail))
+        .map_err(|e| {
+            if e.message == e.detail {
+                anyhow::anyhow!("{}", e.message)
+            } else {
+                anyhow::anyhow!("{}: {}", e.message, e.detail)
+            }
+        })
 }
 
 pub fn worker(config: &str) -> anyhow::Result<()> {
