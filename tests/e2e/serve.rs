@@ -75,7 +75,8 @@ impl Fixture {
             let mut c = dhub(d);
             c.args(["researcher", "add", name, "--project", p]);
             if let Some(e) = extra {
-                c.args(["--expires", e]);
+                // a date in the past is refused at issue unless asked for (tests only)
+                c.args(["--expires", e, "--allow-past-expiry"]);
             }
             let (t, _) = ok(c.output().unwrap());
             tokens.insert(name, t.trim().to_owned());
@@ -482,20 +483,26 @@ fn attack_corpus_is_refused_and_leaks_nothing() {
 #[test]
 fn resource_limits_hold_and_the_server_survives() {
     let f = Fixture::new();
-    let mut s = f.serve(&[
-        "--time-limit",
-        "4",
-        "--max-rows",
-        "10000",
-        "--max-bytes",
-        "8",
-        "--memory-limit",
-        "64",
-        "--worker-memory",
-        "1536",
-        "--workers",
-        "2",
-    ]);
+    // `/metrics` answers only with the metrics token
+    let metrics_env = [("DHUB_METRICS_TOKEN".to_owned(), "metrics-token".to_owned())];
+    let mut s = Server::start_with_env(
+        f.path(),
+        &[
+            "--time-limit",
+            "4",
+            "--max-rows",
+            "10000",
+            "--max-bytes",
+            "8",
+            "--memory-limit",
+            "64",
+            "--worker-memory",
+            "1536",
+            "--workers",
+            "2",
+        ],
+        &metrics_env,
+    );
     let b = s.base.clone();
     let probe = |b: &str| {
         let r = query_as(b, f.t("rita"), "SELECT count(*) FROM patients", "json");
@@ -599,7 +606,7 @@ fn resource_limits_hold_and_the_server_survives() {
         probe(&b);
     }
     // metrics saw it all
-    let m = text(&get_as(&b, None, "/metrics").body);
+    let m = text(&get_as(&b, Some("metrics-token"), "/metrics").body);
     assert!(m.contains("dhub_queries_total{outcome=\"timeout\"}"), "{m}");
 }
 
