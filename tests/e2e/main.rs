@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod at_rest;
+mod audit;
 mod extract;
 mod govern;
 mod hardening;

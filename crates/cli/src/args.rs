@@ -60,6 +60,21 @@ pub struct Global {
     )]
     pub signing_key: PathBuf,
 
+    /// Ed25519 key that signs audit checkpoints (one line of 64 hex characters, 0600):
+    /// the data manager's, never in the database and never needed by `dhub serve`.
+    #[arg(
+        long,
+        global = true,
+        env = "DHUB_AUDIT_KEY",
+        default_value = "./dhub-keys/audit.key"
+    )]
+    pub audit_key: PathBuf,
+
+    /// Where signed audit checkpoints are kept, under `_audit/` (an object-store URL;
+    /// default: the research store).
+    #[arg(long, global = true, env = "DHUB_AUDIT_CHECKPOINTS")]
+    pub audit_checkpoints: Option<String>,
+
     /// Where released extracts are written and served from (an object-store URL).
     #[arg(
         long,
@@ -354,8 +369,18 @@ pub enum ExtractCommand {
 /// `dhub audit …`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the whole hash chain; exit 0 with the entry count when intact.
-    Verify,
+    /// Check the hash chain, the signed checkpoints and that every project, researcher
+    /// and partner has its creation entry; exit 0 with the entry count when all hold.
+    Verify {
+        /// The audit public key to check checkpoints with (64 hex characters, `dhub keys
+        /// public-audit`); default: derived from the --audit-key file when it exists.
+        #[arg(long, env = "DHUB_AUDIT_PUBLIC_KEY")]
+        public_key: Option<String>,
+    },
+    /// Verify the log, then sign its head with the --audit-key and store the checkpoint
+    /// (create-only) under `_audit/` of --audit-checkpoints (default: the store). Run it
+    /// from cron: entries after the newest checkpoint are only hash-chained.
+    Checkpoint,
     /// Print the last N entries (JSON lines).
     Tail {
         /// How many.
@@ -442,6 +467,15 @@ pub enum KeysCommand {
     /// Print the signing public key (64 hex characters) as the only line on stdout,
     /// for partners to verify extracts with.
     Public,
+    /// Create the Ed25519 key that signs audit checkpoints (mode 0600); never overwrites.
+    GenerateAudit {
+        /// Where to write the key (default: the --audit-key path).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print the audit checkpoint public key (64 hex characters) as the only line on
+    /// stdout, for `dhub audit verify --public-key` by whoever audits the hub.
+    PublicAudit,
 }
 
 /// `dhub pseudonym …`

@@ -37,7 +37,7 @@ use ring::rand::SecureRandom;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value, json};
 
-pub use audit::{AuditEntry, ChainBreak};
+pub use audit::{AuditEntry, ChainBreak, Checkpoint};
 pub use error::{GovernError, Result};
 pub use extracts::{ExtractRecord, ExtractStatus, NewExtract};
 pub use model::{
@@ -192,6 +192,89 @@ impl std::fmt::Display for AuthFailure {
             }
         })
     }
+}
+
+/// A refused token, with whom it belongs to when dhub issued it (a revoked or expired
+/// token is recorded under its holder, never as anonymous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Why.
+    pub failure: AuthFailure,
+    /// The holder (researcher or partner) when the token is one dhub issued.
+    pub name: Option<String>,
+    /// The holder's project, likewise.
+    pub project: Option<String>,
+}
+
+/// What [`Govern::audit_verify_with`] found when everything holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Entries in the log.
+    pub entries: i64,
+    /// The last entry's chain hash ([`audit::GENESIS`] when the log is empty).
+    pub head_hash: String,
+    /// Signed checkpoints checked.
+    pub checkpoints: usize,
+    /// The newest checkpoint's entry, if any (entries after it are only hash-chained).
+    pub newest_checkpoint: Option<i64>,
+    /// Project, researcher and partner rows matched with their creation entries.
+    pub records: usize,
+}
+
+/// The governance entries met while verifying: creations and revocations.
+#[derive(Default)]
+struct Created {
+    /// project id -> (seq, entry)
+    projects: std::collections::HashMap<String, (i64, Value)>,
+    /// (holder kind, name) -> (seq, entry)
+    holders: std::collections::HashMap<(&'static str, String), (i64, Value)>,
+    /// (holder kind, name) -> seq of the revocation
+    revoked: std::collections::HashMap<(&'static str, String), i64>,
+}
+
+impl Created {
+    fn note(&mut self, seq: i64, v: Value) {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        match v.get("kind").and_then(Value::as_str) {
+            Some("project.create") => {
+                if let Some(id) = s("project") {
+                    self.projects.insert(id, (seq, v));
+                }
+            }
+            Some(k @ ("researcher.add" | "partner.add")) => {
+                let kind = if k.starts_with("researcher") {
+                    "researcher"
+                } else {
+                    "partner"
+                };
+                if let Some(name) = s(kind) {
+                    self.holders.insert((kind, name), (seq, v));
+                }
+            }
+            Some(k @ ("researcher.revoke" | "partner.revoke")) => {
+                let kind = if k.starts_with("researcher") {
+                    "researcher"
+                } else {
+                    "partner"
+                };
+                if let Some(name) = s(kind) {
+                    self.revoked.insert((kind, name), seq);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `(id, release, tables, policy, expires)` of a project row.
+type ProjectRow = (String, String, String, String, Option<String>);
+
+/// `(name, project, token_sha256, expires, revoked)` of a researcher or partner row.
+type HolderRow = (String, String, String, Option<String>, Option<String>);
+
+/// A governance-record failure (not at one entry).
+fn record_break(reason: String) -> ChainBreak {
+    ChainBreak { seq: 0, reason }
 }
 
 /// The governance store.
@@ -516,6 +599,9 @@ impl Govern {
         detail.insert(holder.kind().into(), json!(name));
         detail.insert("project".into(), json!(project));
         detail.insert("expires".into(), json!(expires.map(|d| d.to_string())));
+        // binds the row's token hash to this entry: `dhub audit verify` finds a token
+        // swapped in the table (the hash of a 256-bit random token reveals nothing)
+        detail.insert("token_sha256".into(), json!(hash));
         append_tx(&tx, &format!("{}.add", holder.kind()), actor, detail)
             .map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
@@ -616,7 +702,26 @@ impl Govern {
 
     /// Checks a researcher's bearer token: `Ok(Ok(principal))` when it may act now.
     pub fn check_token(&self, token: &str) -> Result<std::result::Result<Principal, AuthFailure>> {
+        Ok(self
+            .check_holder_token(Holder::Researcher, token)?
+            .map_err(|r| r.failure))
+    }
+
+    /// Like [`Govern::check_token`], naming the researcher of a refused token that dhub
+    /// issued (revoked, expired, or of an expired project), for the audit log.
+    pub fn check_token_refused(
+        &self,
+        token: &str,
+    ) -> Result<std::result::Result<Principal, Refused>> {
         self.check_holder_token(Holder::Researcher, token)
+    }
+
+    /// Like [`Govern::check_partner_token`], naming the partner of a refused token.
+    pub fn check_partner_token_refused(
+        &self,
+        token: &str,
+    ) -> Result<std::result::Result<Principal, Refused>> {
+        self.check_holder_token(Holder::Partner, token)
     }
 
     /// Checks a partner's bearer token: `Ok(Ok(principal))` (the partner in
@@ -625,16 +730,23 @@ impl Govern {
         &self,
         token: &str,
     ) -> Result<std::result::Result<Principal, AuthFailure>> {
-        self.check_holder_token(Holder::Partner, token)
+        Ok(self
+            .check_holder_token(Holder::Partner, token)?
+            .map_err(|r| r.failure))
     }
 
     fn check_holder_token(
         &self,
         holder: Holder,
         token: &str,
-    ) -> Result<std::result::Result<Principal, AuthFailure>> {
+    ) -> Result<std::result::Result<Principal, Refused>> {
+        let unknown = Refused {
+            failure: AuthFailure::Unknown,
+            name: None,
+            project: None,
+        };
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
-            return Ok(Err(AuthFailure::Unknown));
+            return Ok(Err(unknown));
         }
         let hash = token_hash(token);
         let found = {
@@ -648,18 +760,25 @@ impl Govern {
             .map_err(|e| self.sql(e))?
         };
         let Some((researcher, _)) = found else {
-            return Ok(Err(AuthFailure::Unknown));
+            return Ok(Err(unknown));
+        };
+        let refused = |failure| {
+            Ok(Err(Refused {
+                failure,
+                name: Some(researcher.name.clone()),
+                project: Some(researcher.project.clone()),
+            }))
         };
         let t = now();
         if researcher.revoked.is_some() {
-            return Ok(Err(AuthFailure::Revoked));
+            return refused(AuthFailure::Revoked);
         }
         if researcher.expires.is_some_and(|d| t.date_naive() > d) {
-            return Ok(Err(AuthFailure::Expired));
+            return refused(AuthFailure::Expired);
         }
         let project = self.project(&researcher.project)?;
         if project.expired(t) {
-            return Ok(Err(AuthFailure::ProjectExpired));
+            return refused(AuthFailure::ProjectExpired);
         }
         Ok(Ok(Principal {
             researcher,
@@ -687,25 +806,190 @@ impl Govern {
         Ok(seq)
     }
 
-    /// Verifies the whole chain: `Ok(Ok(count))` when intact, `Ok(Err(break))` naming
-    /// the first bad entry.
+    /// Appends several entries `(kind, actor, fields)` in one transaction (one write to
+    /// disk), in order. Returns the last sequence number (0 when `entries` is empty).
+    pub fn audit_many(&self, entries: Vec<(String, String, Map<String, Value>)>) -> Result<i64> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let mut seq = 0;
+        for (kind, actor, fields) in entries {
+            seq = append_tx(&tx, &kind, &actor, fields).map_err(|e| self.sql(e))?;
+        }
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(seq)
+    }
+
+    /// Verifies what the database alone can show: the chain, and that every project,
+    /// researcher and partner has its creation entry. `Ok(Ok(count))` when intact,
+    /// `Ok(Err(break))` naming the first problem. Checkpoints: [`Govern::audit_verify_with`].
     pub fn audit_verify(&self) -> Result<std::result::Result<i64, ChainBreak>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY rowid")
-            .map_err(|e| self.sql(e))?;
-        let rows: Vec<(i64, String, String, String)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .map_err(|e| self.sql(e))?
-            .collect::<rusqlite::Result<_>>()
-            .map_err(|e| self.sql(e))?;
-        let head: Option<(i64, String)> = conn
+        Ok(self.audit_verify_with(&[])?.map(|v| v.entries))
+    }
+
+    /// [`Govern::audit_verify`] and the signed checkpoints (already opened with the
+    /// trusted public key, [`Checkpoint::open`]): the log must reach every checkpoint's
+    /// entry and have its hash there, so a cut, renumbered, emptied or re-chained log
+    /// fails. One read transaction: a consistent view while the server appends.
+    pub fn audit_verify_with(
+        &self,
+        checkpoints: &[Checkpoint],
+    ) -> Result<std::result::Result<Verified, ChainBreak>> {
+        let wanted: std::collections::BTreeSet<i64> = checkpoints.iter().map(|c| c.seq).collect();
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.sql(e))?;
+        let mut chain = audit::ChainCheck::new();
+        let mut hashes = std::collections::BTreeMap::new();
+        let mut created = Created::default();
+        let mut last_hash = audit::GENESIS.to_owned();
+        {
+            let mut st = tx
+                .prepare("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY rowid")
+                .map_err(|e| self.sql(e))?;
+            let mut rows = st.query([]).map_err(|e| self.sql(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.sql(e))? {
+                let seq: i64 = r.get(0).map_err(|e| self.sql(e))?;
+                let json: String = r.get(1).map_err(|e| self.sql(e))?;
+                let prev: String = r.get(2).map_err(|e| self.sql(e))?;
+                let hash: String = r.get(3).map_err(|e| self.sql(e))?;
+                let v = match chain.push(seq, &json, &prev, &hash) {
+                    Ok(v) => v,
+                    Err(b) => return Ok(Err(b)),
+                };
+                if wanted.contains(&seq) {
+                    hashes.insert(seq, hash.clone());
+                }
+                created.note(seq, v);
+                last_hash = hash;
+            }
+        }
+        let head: Option<(i64, String)> = tx
             .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()
             .map_err(|e| self.sql(e))?;
-        Ok(audit::verify_rows(rows, head))
+        let entries = match chain.finish(head) {
+            Ok(n) => n,
+            Err(b) => return Ok(Err(b)),
+        };
+        if let Err(b) = audit::check_checkpoints(checkpoints, entries, &hashes) {
+            return Ok(Err(b));
+        }
+        let records = match self.check_records(&tx, &created)? {
+            Ok(n) => n,
+            Err(b) => return Ok(Err(b)),
+        };
+        Ok(Ok(Verified {
+            entries,
+            head_hash: last_hash,
+            checkpoints: checkpoints.len(),
+            newest_checkpoint: wanted.last().copied(),
+            records,
+        }))
+    }
+
+    /// Every project, researcher and partner row against its creation entry (and a
+    /// revoked token still revoked). Returns the number of rows checked.
+    fn check_records(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        created: &Created,
+    ) -> Result<std::result::Result<usize, ChainBreak>> {
+        let mut n = 0usize;
+        let mut st = tx
+            .prepare("SELECT id, release, tables, policy, expires FROM projects ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        let rows: Vec<ProjectRow> = st
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .map_err(|e| self.sql(e))?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.sql(e))?;
+        for (id, release, tables, policy, expires) in rows {
+            let Some((seq, e)) = created.projects.get(&id) else {
+                return Ok(Err(record_break(format!(
+                    "project `{id}` is in the governance tables but the audit log has no entry creating it: it was inserted outside dhub, or its entry was removed"
+                ))));
+            };
+            let tables = serde_json::from_str::<Grant>(&tables)
+                .map(|g| g.to_string())
+                .unwrap_or(tables);
+            let policy: Value = serde_json::from_str(&policy).unwrap_or(Value::String(policy));
+            let differs = [
+                ("release", e.get("release") != Some(&json!(release))),
+                ("tables", e.get("tables") != Some(&json!(tables))),
+                ("output policy", e.get("policy") != Some(&policy)),
+                ("expiry", e.get("expires") != Some(&json!(expires))),
+            ];
+            if let Some((what, _)) = differs.iter().find(|(_, d)| *d) {
+                return Ok(Err(ChainBreak {
+                    seq: *seq,
+                    reason: format!(
+                        "project `{id}` has another {what} than this entry that created it: the table was changed outside dhub"
+                    ),
+                }));
+            }
+            n += 1;
+        }
+        for holder in [Holder::Researcher, Holder::Partner] {
+            let kind = holder.kind();
+            let mut st = tx
+                .prepare(&format!(
+                    "SELECT name, project, token_sha256, expires, revoked FROM {} ORDER BY name",
+                    holder.table()
+                ))
+                .map_err(|e| self.sql(e))?;
+            let rows: Vec<HolderRow> = st
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .map_err(|e| self.sql(e))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.sql(e))?;
+            for (name, project, token, expires, revoked) in rows {
+                let key = (kind, name.clone());
+                let Some((seq, e)) = created.holders.get(&key) else {
+                    return Ok(Err(record_break(format!(
+                        "{kind} `{name}` is in the governance tables but the audit log has no entry adding them: they were inserted outside dhub, or the entry was removed"
+                    ))));
+                };
+                let differs = [
+                    ("project", e.get("project") != Some(&json!(project))),
+                    ("expiry", e.get("expires") != Some(&json!(expires))),
+                    // entries before this field existed do not bind the token
+                    (
+                        "token",
+                        e.get("token_sha256").is_some_and(|t| *t != json!(token)),
+                    ),
+                ];
+                if let Some((what, _)) = differs.iter().find(|(_, d)| *d) {
+                    return Ok(Err(ChainBreak {
+                        seq: *seq,
+                        reason: format!(
+                            "{kind} `{name}` has another {what} than this entry that added them: the table was changed outside dhub"
+                        ),
+                    }));
+                }
+                if let Some(rseq) = created.revoked.get(&key)
+                    && revoked.is_none()
+                {
+                    return Ok(Err(ChainBreak {
+                        seq: *rseq,
+                        reason: format!(
+                            "{kind} `{name}` was revoked by this entry but the table shows their token active: it was un-revoked outside dhub"
+                        ),
+                    }));
+                }
+                n += 1;
+            }
+        }
+        Ok(Ok(n))
     }
 
     /// The last `n` entries, oldest first.
@@ -865,6 +1149,7 @@ fn append_tx(
     actor: &str,
     mut fields: Map<String, Value>,
 ) -> rusqlite::Result<i64> {
+    audit::bound_fields(&mut fields);
     fields.insert("kind".into(), json!(kind));
     fields.insert("actor".into(), json!(actor));
     fields.insert("time".into(), json!(ts(now())));
@@ -1192,5 +1477,278 @@ mod tests {
             .unwrap();
         let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
         assert_eq!(rows, 3);
+    }
+
+    /// A store with a project, two researchers (one revoked) and a few queries.
+    fn populated() -> (tempfile::TempDir, Govern) {
+        let (d, g) = store();
+        g.create_project(
+            "p1",
+            "",
+            "r1",
+            Grant::All,
+            OutputPolicy::default(),
+            None,
+            "dm",
+        )
+        .unwrap();
+        g.add_researcher("ada", "p1", None, "dm").unwrap();
+        g.add_researcher("bob", "p1", None, "dm").unwrap();
+        g.revoke_researcher("bob", "dm").unwrap();
+        for i in 0..4 {
+            let mut m = Map::new();
+            m.insert("researcher".into(), json!("ada"));
+            m.insert("sql".into(), json!(format!("SELECT {i}")));
+            g.audit("query", "ada", m).unwrap();
+        }
+        (d, g)
+    }
+
+    fn audit_key() -> ring::signature::Ed25519KeyPair {
+        ring::signature::Ed25519KeyPair::from_seed_unchecked(&[7u8; 32]).unwrap()
+    }
+
+    fn public(k: &ring::signature::Ed25519KeyPair) -> [u8; 32] {
+        use ring::signature::KeyPair;
+        k.public_key().as_ref().try_into().unwrap()
+    }
+
+    /// Signs the current head as `dhub audit checkpoint` does; returns the stored
+    /// document opened again (signature checked).
+    fn checkpoint(g: &Govern, k: &ring::signature::Ed25519KeyPair) -> Checkpoint {
+        let v = g.audit_verify_with(&[]).unwrap().unwrap();
+        let cp = Checkpoint {
+            seq: v.entries,
+            hash: v.head_hash,
+            time: "2026-12-02T00:00:00Z".into(),
+            public_key: audit::hex(&public(k)),
+        };
+        let doc = cp.document(k.sign(&cp.signed_bytes()).as_ref());
+        Checkpoint::open(&Checkpoint::object_name(cp.seq), &doc, &public(k)).unwrap()
+    }
+
+    /// The attacker's tool: rewrites the whole log from `entries` (canonical JSON), with
+    /// fresh numbers, a recomputed chain and a matching head.
+    fn rewrite(g: &Govern, entries: &[String]) {
+        let conn = g.conn();
+        conn.execute_batch("DELETE FROM audit; DELETE FROM audit_head;")
+            .unwrap();
+        let mut prev = audit::GENESIS.to_owned();
+        for (i, e) in entries.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let h = audit::chain_hash(&prev, seq, e);
+            conn.execute(
+                "INSERT INTO audit (seq, entry, prev_hash, hash) VALUES (?1, ?2, ?3, ?4)",
+                params![seq, e, prev, h],
+            )
+            .unwrap();
+            prev = h;
+        }
+        if !entries.is_empty() {
+            conn.execute(
+                "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)",
+                params![entries.len() as i64, prev],
+            )
+            .unwrap();
+        }
+    }
+
+    fn stored(g: &Govern) -> Vec<(i64, String, String, String)> {
+        let conn = g.conn();
+        let mut st = conn
+            .prepare("SELECT seq, entry, prev_hash, hash FROM audit ORDER BY seq")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    fn head(g: &Govern) -> Option<(i64, String)> {
+        g.conn()
+            .query_row("SELECT seq, hash FROM audit_head", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .unwrap()
+    }
+
+    #[test]
+    fn checkpoints_catch_a_rechained_renumbered_cut_or_emptied_log() {
+        let k = audit_key();
+        type Tamper = fn(&mut Vec<String>);
+        let cases: [(&str, Tamper, &str); 5] = [
+            (
+                "an entry edited and the chain recomputed",
+                |e| e[5] = e[5].replace("SELECT 1", "SELECT 9"),
+                "does not match the signed checkpoint",
+            ),
+            (
+                "an entry deleted and the rest renumbered",
+                |e| {
+                    e.remove(5);
+                },
+                "entries were deleted",
+            ),
+            ("the tail cut", |e| e.truncate(6), "entries were deleted"),
+            ("every entry deleted", |e| e.clear(), "entries were deleted"),
+            (
+                "a forged entry inserted in the middle",
+                |e| e.insert(5, r#"{"actor":"x","kind":"query"}"#.to_owned()),
+                "does not match the signed checkpoint",
+            ),
+        ];
+        for (what, tamper, says) in cases {
+            let (_d, g) = populated();
+            let cp = checkpoint(&g, &k);
+            assert_eq!(cp.seq, 8);
+            assert!(
+                g.audit_verify_with(std::slice::from_ref(&cp))
+                    .unwrap()
+                    .is_ok()
+            );
+            let mut entries: Vec<String> = stored(&g).into_iter().map(|r| r.1).collect();
+            tamper(&mut entries);
+            rewrite(&g, &entries);
+            // the chain alone (all that `dhub audit verify` checked before) accepts it
+            assert!(
+                audit::verify_rows(stored(&g), head(&g)).is_ok(),
+                "{what}: the chain alone should not see this"
+            );
+            // the signed checkpoint does not
+            let b = g.audit_verify_with(&[cp]).unwrap().unwrap_err();
+            assert!(b.reason.contains(says), "{what}: {b}");
+        }
+    }
+
+    #[test]
+    fn governance_rows_need_their_creation_entries() {
+        type Edit = &'static str;
+        let cases: [(Edit, &str); 5] = [
+            (
+                "INSERT INTO projects (id, title, release, tables, policy, expires, created) SELECT 'evil', 'evil', release, tables, policy, NULL, created FROM projects WHERE id = 'p1'",
+                "project `evil` is in the governance tables but the audit log has no entry",
+            ),
+            (
+                "INSERT INTO researchers (name, project, token_sha256, created) VALUES ('eve', 'p1', 'x', '2026-01-01T00:00:00Z')",
+                "researcher `eve` is in the governance tables",
+            ),
+            (
+                "UPDATE researchers SET revoked = NULL WHERE name = 'bob'",
+                "un-revoked outside dhub",
+            ),
+            (
+                "UPDATE researchers SET token_sha256 = 'f00d' WHERE name = 'ada'",
+                "has another token",
+            ),
+            (
+                "UPDATE projects SET policy = replace(policy, '\"mode\":\"aggregate\"', '\"mode\":\"record\"')",
+                "has another output policy",
+            ),
+        ];
+        for (sql, says) in cases {
+            let (_d, g) = populated();
+            assert_eq!(g.audit_verify().unwrap(), Ok(8));
+            assert_eq!(g.audit_verify_with(&[]).unwrap().unwrap().records, 3);
+            assert_eq!(g.conn().execute(sql, []).unwrap(), 1, "{sql}");
+            // the chain itself is untouched
+            assert!(audit::verify_rows(stored(&g), head(&g)).is_ok());
+            let b = g.audit_verify().unwrap().unwrap_err();
+            assert!(b.to_string().contains(says), "{sql}: {b}");
+        }
+        // a project whose creation entry is removed and the chain recomputed is caught
+        // by the records check alone
+        let (_d, g) = populated();
+        let entries: Vec<String> = stored(&g)
+            .into_iter()
+            .map(|r| r.1)
+            .filter(|e| !e.contains("project.create"))
+            .collect();
+        rewrite(&g, &entries);
+        let b = g.audit_verify().unwrap().unwrap_err();
+        assert!(b.to_string().starts_with("project `p1`"), "{b}");
+    }
+
+    #[test]
+    fn checkpoint_documents_are_checked_against_the_trusted_key() {
+        let (_d, g) = populated();
+        let k = audit_key();
+        let cp = checkpoint(&g, &k);
+        let doc = cp.document(k.sign(&cp.signed_bytes()).as_ref());
+        let name = Checkpoint::object_name(8);
+        assert_eq!(name, "00000000000000000008.json");
+        assert!(Checkpoint::open(&name, &doc, &public(&k)).is_ok());
+        // another key (a forger with store access) does not verify
+        let other = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[8u8; 32]).unwrap();
+        let forged = cp.document(other.sign(&cp.signed_bytes()).as_ref());
+        let e = Checkpoint::open(&name, &forged, &public(&k)).unwrap_err();
+        assert!(e.contains("does not verify"), "{e}");
+        // an edited hash or entry number breaks the signature
+        let text = String::from_utf8(doc.clone()).unwrap();
+        let edited = text.replace(&cp.hash, &"0".repeat(64));
+        assert!(Checkpoint::open(&name, edited.as_bytes(), &public(&k)).is_err());
+        let edited = text.replace("\"seq\": 8", "\"seq\": 7");
+        assert!(
+            Checkpoint::open(&Checkpoint::object_name(7), edited.as_bytes(), &public(&k)).is_err()
+        );
+        // a renamed document
+        let e = Checkpoint::open(&Checkpoint::object_name(9), &doc, &public(&k)).unwrap_err();
+        assert!(e.contains("renamed"), "{e}");
+        assert!(Checkpoint::open(&name, b"not json", &public(&k)).is_err());
+    }
+
+    #[test]
+    fn long_texts_keep_a_prefix_their_hash_and_length() {
+        let mut m = Map::new();
+        audit::bound_text(&mut m, "sql", "SELECT 1", audit::TEXT_LIMIT);
+        assert_eq!(m["sql"], "SELECT 1");
+        assert_eq!(m.len(), 1);
+        // 8 MiB with a multi-byte character across the cut
+        let long = format!(
+            "{}é{}",
+            "x".repeat(audit::TEXT_PREFIX - 1),
+            "y".repeat(8 << 20)
+        );
+        let mut m = Map::new();
+        audit::bound_text(&mut m, "sql", &long, audit::TEXT_LIMIT);
+        assert_eq!(
+            m["sql"].as_str().unwrap(),
+            "x".repeat(audit::TEXT_PREFIX - 1)
+        );
+        assert_eq!(m["sql_bytes"], long.len());
+        assert_eq!(m["sql_sha256"], audit::sha256_hex(long.as_bytes()));
+        assert_eq!(m["sql_truncated"], true);
+        // the append bounds any huge field itself
+        let (_d, g) = store();
+        let mut m = Map::new();
+        m.insert("error".into(), json!("e".repeat(1 << 20)));
+        g.audit("query", "t", m).unwrap();
+        let e = &g.audit_tail(1).unwrap()[0].entry;
+        assert!(e["error"].as_str().unwrap().len() <= audit::FIELD_LIMIT);
+        assert_eq!(e["error_bytes"], 1 << 20);
+        assert!(serde_json::to_string(e).unwrap().len() < 4096);
+    }
+
+    #[test]
+    fn a_refused_token_names_its_holder_when_dhub_issued_it() {
+        let (_d, g) = populated();
+        let t = g.add_researcher("cy", "p1", None, "dm").unwrap();
+        g.revoke_researcher("cy", "dm").unwrap();
+        let r = g.check_token_refused(&t).unwrap().unwrap_err();
+        assert_eq!(r.failure, AuthFailure::Revoked);
+        assert_eq!(r.name.as_deref(), Some("cy"));
+        assert_eq!(r.project.as_deref(), Some("p1"));
+        let r = g.check_token_refused("dhub_unknown").unwrap().unwrap_err();
+        assert_eq!((r.failure, r.name), (AuthFailure::Unknown, None));
+        // several entries in one transaction
+        let before = g.audit_verify().unwrap().unwrap();
+        let last = g
+            .audit_many(vec![
+                ("a".into(), "x".into(), Map::new()),
+                ("b".into(), "y".into(), Map::new()),
+            ])
+            .unwrap();
+        assert_eq!(last, before + 2);
+        assert_eq!(g.audit_verify().unwrap(), Ok(before + 2));
     }
 }

@@ -18,6 +18,7 @@
 //! | `GET /openapi.json` | the whole API |
 
 mod conn;
+mod audit;
 mod error;
 mod extracts;
 pub mod flight;
@@ -94,6 +95,8 @@ pub struct Governed {
     per_researcher: usize,
     inflight: Mutex<HashMap<String, usize>>,
     releases: tokio::sync::Mutex<HashMap<String, Release>>,
+    /// Refused tokens counted per client and minute, not yet in the audit log.
+    refusals: audit::Refusals,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
@@ -150,6 +153,7 @@ impl Governed {
             per_researcher: config.per_researcher.max(1),
             inflight: Mutex::new(HashMap::new()),
             releases: tokio::sync::Mutex::new(HashMap::new()),
+            refusals: audit::Refusals::default(),
             metrics: Metrics::default(),
         })
     }
@@ -176,7 +180,7 @@ impl Governed {
         caller: &Caller,
     ) -> Result<Principal, ApiError> {
         let token = token.unwrap_or_default();
-        self.refused_audited(self.govern.check_token(token), "researcher", caller)
+        self.refused_audited(self.govern.check_token_refused(token), "researcher", caller)
     }
 
     /// Checks a partner's bearer token (extract downloads).
@@ -186,27 +190,26 @@ impl Governed {
         caller: &Caller,
     ) -> Result<Principal, ApiError> {
         let token = token.unwrap_or_default();
-        self.refused_audited(self.govern.check_partner_token(token), "partner", caller)
+        self.refused_audited(
+            self.govern.check_partner_token_refused(token),
+            "partner",
+            caller,
+        )
     }
 
     fn refused_audited(
         &self,
-        checked: dhub_govern::Result<Result<Principal, dhub_govern::AuthFailure>>,
-        role: &str,
+        checked: dhub_govern::Result<Result<Principal, dhub_govern::Refused>>,
+        role: &'static str,
         caller: &Caller,
     ) -> Result<Principal, ApiError> {
         match checked {
             Ok(Ok(p)) => Ok(p),
-            Ok(Err(f)) => {
-                // a refused token is audited too (never the token itself)
-                let mut m = Map::new();
-                m.insert("client".into(), json!(caller.addr));
-                m.insert("via".into(), json!(caller.via));
-                m.insert("role".into(), json!(role));
-                m.insert("reason".into(), json!(format!("{f:?}").to_lowercase()));
-                let _ = self.govern.audit("auth.refused", "anonymous", m);
-                self.metrics.count_auth_failure();
-                Err(f.into())
+            Ok(Err(r)) => {
+                // a refused token is audited too (never the token itself): counted per
+                // client and minute, under its holder when dhub issued it
+                self.note_refusal(&r, role, caller);
+                Err(r.failure.into())
             }
             Err(e) => Err(ApiError::internal(e.to_string())),
         }
@@ -288,7 +291,14 @@ impl Governed {
         m.insert("release".into(), json!(p.project.release));
         m.insert("client".into(), json!(caller.addr));
         m.insert("via".into(), json!(caller.via));
-        m.insert("sql".into(), json!(sql));
+        // a long text is kept as a prefix, its SHA-256 and its length: whole for an
+        // answered query up to 64 KiB, up to 4 KiB for a refused one
+        let sql_limit = if result.is_ok() {
+            dhub_govern::audit::FIELD_LIMIT
+        } else {
+            dhub_govern::audit::TEXT_LIMIT
+        };
+        dhub_govern::audit::bound_text(&mut m, "sql", sql, sql_limit);
         m.insert("duration_ms".into(), json!(ms));
         match &result {
             Ok(o) => {
@@ -303,8 +313,18 @@ impl Governed {
             Err(e) => {
                 m.insert("outcome".into(), json!(e.outcome()));
                 m.insert("status".into(), json!(e.status.as_u16()));
-                m.insert("error".into(), json!(e.message));
-                m.insert("detail".into(), json!(e.detail));
+                dhub_govern::audit::bound_text(
+                    &mut m,
+                    "error",
+                    &e.message,
+                    dhub_govern::audit::TEXT_LIMIT,
+                );
+                dhub_govern::audit::bound_text(
+                    &mut m,
+                    "detail",
+                    &e.detail,
+                    dhub_govern::audit::TEXT_LIMIT,
+                );
             }
         }
         self.govern
@@ -427,6 +447,9 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     choose_crypto_provider();
     warn_plaintext(&config);
     let governed = Arc::new(tokio::task::block_in_place(|| Governed::open(&config))?);
+    // refused tokens counted per client and minute reach the audit log every few
+    // seconds, and all of them when this function returns, however it returns
+    let _refusals = audit::RefusalFlusher::start(&governed);
     // refused tokens counted per client and minute reach the audit log every few
     // seconds, and all of them when this function returns, however it returns
     let _refusals = audit::RefusalFlusher::start(&governed);

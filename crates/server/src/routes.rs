@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Map, json};
 
 use crate::conn::{Net, Registry};
 use crate::error::ApiError;
@@ -185,19 +185,52 @@ async fn query(
     State(g): St,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: bytes::Bytes,
+    body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
     let p = g.authenticate(bearer(&headers), &c)?;
     // any content type: the body is JSON either way
-    let body: QueryBody = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body must be JSON {{\"sql\": \"…\", \"format\": \"json|csv|arrow|parquet\"}} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let format: Format = body.format.as_deref().unwrap_or("json").parse()?;
+    let parsed = body
+        .as_ref()
+        .map_err(|r| {
+            let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            };
+            ApiError::new(r.status(), code, r.body_text())
+        })
+        .and_then(|b| {
+            serde_json::from_slice::<QueryBody>(b).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body must be JSON {{\"sql\": \"…\", \"format\": \"json|csv|arrow|parquet\"}} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            })
+        })
+        .and_then(|q| {
+            let f: Format = q.format.as_deref().unwrap_or("json").parse()?;
+            Ok((q, f))
+        });
+    let (body, format) = match parsed {
+        Ok(x) => x,
+        Err(e) => {
+            // a body that is not a query is audited too (a bounded prefix of it)
+            let mut f = Map::new();
+            if let Ok(b) = &body {
+                f.insert("body_bytes".into(), json!(b.len()));
+                dhub_govern::audit::bound_text(
+                    &mut f,
+                    "body",
+                    &String::from_utf8_lossy(b),
+                    dhub_govern::audit::TEXT_LIMIT,
+                );
+            }
+            g.audit_request(&p, &c, "query.invalid", Err(&e), f).await?;
+            return Err(e);
+        }
+    };
     let answered = g.query(&p, &body.sql, &c).await?;
     // the token may have been revoked (or have expired) while the query ran
     g.recheck(bearer(&headers), &p, &answered.id, &c).await?;
@@ -220,8 +253,16 @@ async fn tables(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let p = g.authenticate(bearer(&headers), &caller(addr))?;
-    let t = g.tables(&p).await?;
+    let c = caller(addr);
+    let p = g.authenticate(bearer(&headers), &c)?;
+    let t = g.tables(&p).await;
+    let mut f = Map::new();
+    if let Ok(t) = &t {
+        f.insert("tables".into(), json!(t.len()));
+    }
+    g.audit_request(&p, &c, "tables", t.as_ref().map(|_| ()), f)
+        .await?;
+    let t = t?;
     Ok(
         axum::Json(json!({"project": p.project.id, "release": p.project.release, "tables": t}))
             .into_response(),
@@ -233,7 +274,10 @@ async fn whoami(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let p = g.authenticate(bearer(&headers), &caller(addr))?;
+    let c = caller(addr);
+    let p = g.authenticate(bearer(&headers), &c)?;
+    g.audit_request(&p, &c, "whoami", Ok(()), Map::new())
+        .await?;
     Ok(axum::Json(json!({
         "researcher": p.researcher.name,
         "project": p.project.id,
@@ -252,15 +296,23 @@ async fn disclosure(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let p = g.authenticate(bearer(&headers), &caller(addr))?;
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ApiError::new(
+    let c = caller(addr);
+    let p = g.authenticate(bearer(&headers), &c)?;
+    let found = if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
             "no query with that id in your project",
-        ));
-    }
-    Ok(axum::Json(g.disclosure(&p, &id)?).into_response())
+        ))
+    } else {
+        g.disclosure(&p, &id)
+    };
+    // every lookup is audited, found or not (the id asked for, bounded)
+    let mut f = Map::new();
+    dhub_govern::audit::bound_text(&mut f, "lookup_query_id", &id, 64);
+    g.audit_request(&p, &c, "disclosure.lookup", found.as_ref().map(|_| ()), f)
+        .await?;
+    Ok(axum::Json(found?).into_response())
 }
 
 async fn extracts(

@@ -12,6 +12,7 @@
 //! ```text
 //! <table>/_delta_log/…   one Delta Lake table per research table (zstd Parquet)
 //! _releases/<name>.json  releases (create-only)
+//! _audit/<seq>.json      signed checkpoints of the audit log (create-only; `dhub audit checkpoint`)
 //! ```
 //!
 //! ```no_run
@@ -28,6 +29,7 @@
 mod delta;
 mod error;
 mod location;
+mod objects;
 pub mod private;
 mod release;
 

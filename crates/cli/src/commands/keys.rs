@@ -1,4 +1,5 @@
-//! `dhub keys generate`, `dhub keys id`, `dhub keys generate-signing`, `dhub keys public`.
+//! `dhub keys generate`, `dhub keys id`, `dhub keys generate-signing`, `dhub keys public`,
+//! `dhub keys generate-audit`, `dhub keys public-audit`.
 
 use std::path::Path;
 
@@ -36,6 +37,29 @@ pub fn run(global: &Global, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Public => {
             let key = dhub_extract::SigningKey::load(&global.signing_key)?;
+            println!("{}", key.public_hex());
+            Ok(())
+        }
+        KeysCommand::GenerateAudit { out } => {
+            let path = out.as_deref().unwrap_or(&global.audit_key);
+            if path.exists() {
+                anyhow::bail!(
+                    "an audit key already exists at {} and is never overwritten: the checkpoints it signed verify only with it (`dhub keys public-audit` prints its public key)",
+                    path.display()
+                );
+            }
+            let key = dhub_extract::SigningKey::generate(path)?;
+            eprintln!(
+                "created the audit checkpoint key at {} (mode 0600). Keep it from the database and from the account that runs `dhub serve`;\n\
+                 give whoever audits the hub its public key:\n  {}\n\
+                 then run `dhub audit checkpoint` now and from cron.",
+                path.display(),
+                key.public_hex()
+            );
+            Ok(())
+        }
+        KeysCommand::PublicAudit => {
+            let key = super::govern::load_audit_key(&global.audit_key)?;
             println!("{}", key.public_hex());
             Ok(())
         }
