@@ -25,6 +25,9 @@ type St = State<Arc<Governed>>;
 /// The largest request body (a query's JSON), bytes.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
+/// How much of an oversized body is read (and dropped) before the 413 is sent.
+const DRAIN_LIMIT: usize = 4 << 20;
+
 /// What the HTTP middleware needs beside the governed state.
 #[derive(Debug)]
 pub struct HttpGuard {
@@ -119,22 +122,34 @@ async fn guard(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return secured(too_large().into_response());
     }
+    // a body over the limit is still read (and dropped) up to DRAIN_LIMIT, so that the
+    // client, still sending, can read the 413 instead of a reset connection
     let read = async {
         let mut stream = body.into_data_stream();
         let mut buf: Vec<u8> = Vec::new();
+        let mut seen = 0usize;
+        let mut over = declared.is_some_and(|n| n > BODY_LIMIT as u64);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|_| {
                 ApiError::bad_request("the request body could not be read; send it again")
             })?;
-            if buf.len() + chunk.len() > BODY_LIMIT {
-                return Err(too_large());
+            seen += chunk.len();
+            if !over && buf.len() + chunk.len() > BODY_LIMIT {
+                over = true;
+                buf = Vec::new();
+            }
+            if over {
+                if seen > DRAIN_LIMIT {
+                    break;
+                }
+                continue;
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(buf)
+        if over { Err(too_large()) } else { Ok(buf) }
     };
     let body = match tokio::time::timeout(web.net.limits().header_timeout, read).await {
         Ok(Ok(b)) => b,
@@ -150,9 +165,7 @@ async fn guard(
             );
         }
     };
-    let r = next
-        .run(Request::from_parts(parts, Body::from(body)))
-        .await;
+    let r = next.run(Request::from_parts(parts, Body::from(body))).await;
     if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         web.net.failed(ip);
     }
