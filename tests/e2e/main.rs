@@ -14,6 +14,7 @@ mod hardening;
 mod ingest;
 mod keys;
 mod pseudonym;
+mod queue;
 mod serve;
 mod support;
 mod synth;

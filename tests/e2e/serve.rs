@@ -620,6 +620,10 @@ fn concurrency_limits_answer_429_and_concurrent_researchers_are_served() {
         "1",
         "--time-limit",
         "6",
+        // no queue: what cannot start at once is refused (tests/e2e/queue.rs has the
+        // queue)
+        "--queue",
+        "0",
     ]);
     let b = s.base.clone();
     let slow = "SELECT count(*) FROM generate_series(1, 1000000000000)";

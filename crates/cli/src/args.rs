@@ -150,12 +150,25 @@ pub struct ServeArgs {
     /// Directory of curated researcher views (*.sql).
     #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
     pub views: PathBuf,
-    /// Query worker processes = queries running at once (more get 429).
+    /// Query worker processes = queries running at once (more wait in the queue).
     #[arg(long, default_value_t = 4)]
     pub workers: usize,
-    /// Queries one researcher may run at once.
+    /// Queries one researcher may run at once (more wait in the queue).
     #[arg(long, default_value_t = 2)]
     pub per_researcher: usize,
+    /// Queries that may wait for a worker at once, server-wide; beyond it, 429 (0: none
+    /// wait).
+    #[arg(long, env = "DHUB_QUEUE", default_value_t = 256)]
+    pub queue: usize,
+    /// Queries of one researcher that may wait for a worker at once; beyond it, 429.
+    #[arg(long, env = "DHUB_QUEUE_PER_RESEARCHER", default_value_t = 8)]
+    pub queue_per_researcher: usize,
+    /// The longest a query waits for a worker before it is refused (429), seconds.
+    #[arg(long, env = "DHUB_QUEUE_WAIT", default_value_t = 30.0)]
+    pub queue_wait: f64,
+    /// How long a Flight SQL answer waits for its DoGet, seconds.
+    #[arg(long, env = "DHUB_FLIGHT_ANSWER_TTL", default_value_t = 300)]
+    pub flight_answer_ttl: u64,
     /// Time limit per query, seconds.
     #[arg(long, default_value_t = 60)]
     pub time_limit: u64,

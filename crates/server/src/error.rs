@@ -113,6 +113,15 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if self.status == StatusCode::TOO_MANY_REQUESTS
+            && !r.headers().contains_key(axum::http::header::RETRY_AFTER)
+        {
+            // busy: the admission queue was full or the wait for a worker ran out
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
         r
     }
 }

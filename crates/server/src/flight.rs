@@ -12,12 +12,22 @@
 //!   JDBC send for `username`/`password`); the handshake answers with the bearer header
 //!   to use afterwards.
 //! * **Statements**: `GetFlightInfo(CommandStatementQuery)` runs the query and keeps the
-//!   answer for its `DoGet` ticket (one fetch, expires after [`RESULT_TTL`]). The
-//!   disclosure record comes back as the `FlightInfo`'s `app_metadata` (JSON) and in the
-//!   `x-dhub-query-id` and `x-dhub-disclosure` response metadata.
+//!   answer for its `DoGet` ticket (one fetch, expires after `--flight-answer-ttl`,
+//!   default [`RESULT_TTL`]). The disclosure record comes back as the `FlightInfo`'s
+//!   `app_metadata` (JSON) and in the `x-dhub-query-id` and `x-dhub-disclosure` response
+//!   metadata.
 //! * **Prepared statements** (read-only, no parameters): creating one runs it through
 //!   the governed path (so its result schema is exact and a refused statement fails at
-//!   once); each later execution runs it again and is audited again.
+//!   once); the answer of that run waits for the first execution's `DoGet`; each later
+//!   execution runs it again and is audited again.
+//! * **The answer budget**: every answer held for a `DoGet` — of a statement or of a
+//!   prepared statement — counts in one budget per researcher of
+//!   [`MAX_PENDING_PER_RESEARCHER`] answers (a newer one evicts the oldest; an evicted
+//!   prepared statement's answer is simply computed again when it is executed), and
+//!   expires after the TTL. A researcher holds at most [`MAX_PREPARED_PER_RESEARCHER`]
+//!   prepared statements (a newer one closes the least recently used), each closed
+//!   after [`PREPARED_IDLE`] unused. Every [`REVOCATION_CHECK`] the service drops every
+//!   answer and prepared statement of a researcher who has been revoked.
 //! * **Metadata**: `GetCatalogs`, `GetDbSchemas`, `GetTables` (granted tables and
 //!   views only, with their schemas), `GetTableTypes`, `GetSqlInfo`.
 
@@ -56,9 +66,20 @@ use crate::{Answered, Caller, Governed};
 /// How long an answer waits for its `DoGet`.
 pub const RESULT_TTL: Duration = Duration::from_secs(300);
 
-/// Answers one researcher may have waiting for their `DoGet` at once; a newer one
-/// evicts the oldest (each is bounded by the result byte limit).
+/// Answers one researcher may have waiting for their `DoGet` at once, of statements
+/// and prepared statements together; a newer one evicts the oldest (each is bounded by
+/// the result byte limit).
 pub const MAX_PENDING_PER_RESEARCHER: usize = 4;
+
+/// Prepared statements one researcher may hold open; a newer one closes the least
+/// recently used.
+pub const MAX_PREPARED_PER_RESEARCHER: usize = 16;
+
+/// A prepared statement unused this long is closed.
+pub const PREPARED_IDLE: Duration = Duration::from_secs(3600);
+
+/// How often held answers are expired and revoked researchers' holdings dropped.
+pub const REVOCATION_CHECK: Duration = Duration::from_secs(2);
 
 /// The catalog and schema every table and view is in (DataFusion's defaults).
 pub const CATALOG: &str = "datafusion";
@@ -74,8 +95,10 @@ struct Pending {
 struct Prepared {
     researcher: String,
     sql: String,
-    /// The answer of the run made when it was created, until fetched.
-    first: Option<Answered>,
+    /// The handle under which the answer of the run made when it was created is held
+    /// (in the answer budget), until the first execution.
+    first: Option<String>,
+    used: Instant,
 }
 
 /// The Flight SQL service over the shared governed state.
@@ -200,6 +223,23 @@ impl DhubFlightSql {
         }
     }
 
+    /// A service over `g` whose held answers expire, and go with their researcher's
+    /// revocation, in the background (every [`REVOCATION_CHECK`], until the service is
+    /// dropped). Call within the Tokio runtime.
+    pub fn start(g: Arc<Governed>) -> Arc<Self> {
+        let service = Arc::new(Self::new(g));
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REVOCATION_CHECK).await;
+                let Some(s) = weak.upgrade() else { break };
+                s.sweep();
+                s.drop_revoked().await;
+            }
+        });
+        service
+    }
+
     fn caller<T>(req: &Request<T>) -> Caller {
         Caller {
             addr: req
@@ -221,8 +261,72 @@ impl DhubFlightSql {
         tokio::task::block_in_place(|| self.g.authenticate(token, &caller)).map_err(Status::from)
     }
 
+    /// Expires held answers and idle prepared statements.
     fn sweep(&self) {
-        lock(&self.results).retain(|_, p| p.created.elapsed() < RESULT_TTL);
+        let ttl = self.g.flight_answer_ttl();
+        lock(&self.prepared).retain(|_, p| p.used.elapsed() < PREPARED_IDLE);
+        let mut m = lock(&self.results);
+        m.retain(|_, p| p.created.elapsed() < ttl);
+        self.report(&m);
+    }
+
+    /// The held answers, for `/metrics`.
+    fn report(&self, held: &HashMap<String, Pending>) {
+        let bytes = held.values().map(|p| p.answered.output.bytes).sum();
+        self.g.metrics.set_flight_held(held.len(), bytes);
+    }
+
+    /// Drops the answers and prepared statements of researchers who have been revoked
+    /// (or removed) since they were made.
+    async fn drop_revoked(&self) {
+        let mut holders: Vec<String> = lock(&self.results)
+            .values()
+            .map(|p| p.researcher.clone())
+            .chain(lock(&self.prepared).values().map(|p| p.researcher.clone()))
+            .collect();
+        if holders.is_empty() {
+            return;
+        }
+        holders.sort();
+        holders.dedup();
+        let g = self.g.clone();
+        let gone = tokio::task::spawn_blocking(move || {
+            let all = g.govern().researchers()?;
+            Ok::<_, dhub_govern::GovernError>(
+                holders
+                    .into_iter()
+                    .filter(|h| {
+                        !all.iter()
+                            .any(|r| &r.name == h && r.revoked.is_none())
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await;
+        let gone = match gone {
+            Ok(Ok(g)) => g,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "checking Flight SQL holders for revocation");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checking Flight SQL holders for revocation");
+                return;
+            }
+        };
+        if gone.is_empty() {
+            return;
+        }
+        lock(&self.prepared).retain(|_, p| !gone.contains(&p.researcher));
+        let mut m = lock(&self.results);
+        let before = m.len();
+        m.retain(|_, p| !gone.contains(&p.researcher));
+        tracing::info!(
+            researchers = gone.len(),
+            answers = before - m.len(),
+            "dropped the Flight SQL answers of revoked researchers"
+        );
+        self.report(&m);
     }
 
     /// A `FlightInfo` for an answer whose data waits under `handle`, with the
@@ -281,7 +385,16 @@ impl DhubFlightSql {
                 created: Instant::now(),
             },
         );
+        self.report(&m);
         handle
+    }
+
+    /// Removes a held answer (a prepared statement closed or evicted before its first
+    /// execution).
+    fn forget(&self, handle: &str) {
+        let mut m = lock(&self.results);
+        m.remove(handle);
+        self.report(&m);
     }
 
     fn metadata_info(
@@ -399,7 +512,11 @@ impl FlightSqlService for DhubFlightSql {
             let mut m = lock(&self.results);
             match m.get(&handle) {
                 // another researcher's ticket does not exist for this one
-                Some(x) if x.researcher == p.researcher.name => m.remove(&handle),
+                Some(x) if x.researcher == p.researcher.name => {
+                    let taken = m.remove(&handle);
+                    self.report(&m);
+                    taken
+                }
                 _ => None,
             }
         };
@@ -423,14 +540,37 @@ impl FlightSqlService for DhubFlightSql {
             .try_into()
             .map_err(internal)?;
         let handle = crate::new_id();
-        lock(&self.prepared).insert(
-            handle.clone(),
-            Prepared {
-                researcher: p.researcher.name.clone(),
-                sql: query.query,
-                first: Some(answered),
-            },
-        );
+        let who = p.researcher.name.clone();
+        // the first answer waits in the researcher's answer budget like any other
+        let first = self.keep(&who, answered);
+        let closed: Vec<Option<String>> = {
+            let mut m = lock(&self.prepared);
+            let mut mine: Vec<(Instant, String)> = m
+                .iter()
+                .filter(|(_, x)| x.researcher == who)
+                .map(|(h, x)| (x.used, h.clone()))
+                .collect();
+            let mut closed = Vec::new();
+            if mine.len() >= MAX_PREPARED_PER_RESEARCHER {
+                mine.sort();
+                for (_, h) in &mine[..=mine.len() - MAX_PREPARED_PER_RESEARCHER] {
+                    closed.extend(m.remove(h).map(|x| x.first));
+                }
+            }
+            m.insert(
+                handle.clone(),
+                Prepared {
+                    researcher: who,
+                    sql: query.query,
+                    first: Some(first),
+                    used: Instant::now(),
+                },
+            );
+            closed
+        };
+        for h in closed.into_iter().flatten() {
+            self.forget(&h);
+        }
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema: schema,
@@ -445,11 +585,18 @@ impl FlightSqlService for DhubFlightSql {
     ) -> Result<(), Status> {
         let p = self.principal(&request)?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        let mut m = lock(&self.prepared);
-        if m.get(&handle)
-            .is_some_and(|x| x.researcher == p.researcher.name)
-        {
-            m.remove(&handle);
+        let closed = {
+            let mut m = lock(&self.prepared);
+            if m.get(&handle)
+                .is_some_and(|x| x.researcher == p.researcher.name)
+            {
+                m.remove(&handle)
+            } else {
+                None
+            }
+        };
+        if let Some(h) = closed.and_then(|x| x.first) {
+            self.forget(&h);
         }
         Ok(())
     }
@@ -462,19 +609,29 @@ impl FlightSqlService for DhubFlightSql {
         let p = self.principal(&request)?;
         let caller = Self::caller(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
+        self.sweep();
         let (sql, first) = {
             let mut m = lock(&self.prepared);
             match m.get_mut(&handle) {
-                Some(x) if x.researcher == p.researcher.name => (x.sql.clone(), x.first.take()),
+                Some(x) if x.researcher == p.researcher.name => {
+                    x.used = Instant::now();
+                    (x.sql.clone(), x.first.take())
+                }
                 _ => return Err(not_found("the prepared statement")),
             }
         };
-        let answered = match first {
-            Some(a) => a,
-            None => self.run(&p, &sql, &caller).await?,
-        };
+        let descriptor = request.into_inner();
+        // the answer of the run made at creation, if it is still held (not evicted
+        // by newer answers, not expired): it waits under its own handle for DoGet
+        if let Some(h) = first {
+            let m = lock(&self.results);
+            if let Some(held) = m.get(&h).filter(|x| x.researcher == p.researcher.name) {
+                return self.info_for(&held.answered, &h, descriptor);
+            }
+        }
+        let answered = self.run(&p, &sql, &caller).await?;
         let id = answered.id.clone();
-        let r = self.info_for(&answered, &id, request.into_inner())?;
+        let r = self.info_for(&answered, &id, descriptor)?;
         self.keep(&p.researcher.name, answered);
         Ok(r)
     }

@@ -4,8 +4,10 @@
 //! certificate is given). Every request that reaches a project, accepted or refused,
 //! writes one entry to the tamper-evident audit log **before** its response is sent.
 //! Queries take the one governed path ([`Governed::query`]), which every front end
-//! shares: token → project → release scope → per-researcher and global concurrency →
-//! an isolated query worker (guard, session, disclosure control, limits) → audit.
+//! shares: token → project → release scope → a place in the admission queue (fair
+//! across researchers, bounded; [`queue`]) → an isolated query worker (guard, session,
+//! disclosure control, limits) → audit. SQLite work (the audit write, disclosure
+//! lookups) runs on the blocking thread pool, never on the async threads.
 //!
 //! | endpoint | what |
 //! | --- | --- |
@@ -26,12 +28,13 @@ mod format;
 mod guard;
 mod metrics;
 mod openapi;
+pub mod queue;
 mod routes;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dhub_govern::{Govern, Principal};
@@ -65,6 +68,14 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Concurrent queries per researcher.
     pub per_researcher: usize,
+    /// Queries waiting for a worker at once, server-wide (0: none wait).
+    pub queue: usize,
+    /// Queries of one researcher waiting for a worker at once.
+    pub queue_per_researcher: usize,
+    /// The longest a query waits for a worker before it is refused (429).
+    pub queue_wait: Duration,
+    /// How long a Flight SQL answer is held for its `DoGet`.
+    pub flight_answer_ttl: Duration,
     /// Per-query time limit.
     pub time_limit: Duration,
     /// Write the bound address here once listening (tests, scripts).
@@ -88,17 +99,17 @@ pub struct Answered {
 /// worker pool, concurrency counters and metrics.
 #[derive(Debug)]
 pub struct Governed {
-    govern: Govern,
+    govern: Arc<Govern>,
     store: Store,
     extracts: dhub_store::Location,
     pool: WorkerPool,
-    per_researcher: usize,
-    inflight: Mutex<HashMap<String, usize>>,
+    admission: queue::Admission,
+    flight_answer_ttl: Duration,
     releases: tokio::sync::Mutex<HashMap<String, Release>>,
     /// Refused tokens counted per client and minute, not yet in the audit log.
     refusals: audit::Refusals,
     /// Counters for `/metrics`.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Who is asking, from where, for the audit log.
@@ -118,22 +129,31 @@ pub fn new_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-struct Slot<'a> {
-    g: &'a Governed,
-    who: String,
+/// The 429 of a request the admission queue did not take.
+fn busy(r: queue::Refusal) -> ApiError {
+    use queue::Refusal;
+    let message = match r {
+        Refusal::QueueFull(n) => format!(
+            "every query worker is busy and {n} queries are already waiting, the most the server queues; retry in a moment"
+        ),
+        Refusal::ResearcherQueueFull { running, waiting } => format!(
+            "you already have {running} queries running and {waiting} waiting, the most per researcher; wait for one to finish"
+        ),
+        Refusal::Waited(t) => format!(
+            "no query worker came free within {} s; retry in a moment",
+            t.as_secs_f64()
+        ),
+    };
+    QueryError::new(dhub_query::ErrorCode::Busy, message).into()
 }
 
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        let mut m = self
-            .g
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = m.get_mut(&self.who) {
-            *n = n.saturating_sub(1);
-        }
-    }
+/// Runs SQLite work on the blocking thread pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("a blocking task failed: {e}")))?
 }
 
 impl Governed {
@@ -145,16 +165,29 @@ impl Governed {
             .map_err(|e| ApiError::internal(format!("opening the extracts area: {e}")))?;
         let pool = WorkerPool::new(config.worker.clone(), config.workers, config.time_limit);
         pool.warm().map_err(|e| ApiError::internal(e.detail))?;
+        let metrics = Arc::new(Metrics::default());
+        // the queue admits at most the pool's size at once, so an admitted request
+        // always finds a worker free
+        let admission = queue::Admission::new(
+            queue::QueueConfig {
+                workers: pool.size(),
+                per_researcher: config.per_researcher.max(1),
+                max_queued: config.queue,
+                max_queued_per_researcher: config.queue_per_researcher.max(1),
+                max_wait: config.queue_wait,
+            },
+            metrics.clone(),
+        );
         Ok(Self {
-            govern,
+            govern: Arc::new(govern),
             store,
             extracts,
             pool,
-            per_researcher: config.per_researcher.max(1),
-            inflight: Mutex::new(HashMap::new()),
+            admission,
+            flight_answer_ttl: config.flight_answer_ttl,
             releases: tokio::sync::Mutex::new(HashMap::new()),
             refusals: audit::Refusals::default(),
-            metrics: Metrics::default(),
+            metrics,
         })
     }
 
@@ -171,6 +204,22 @@ impl Governed {
     /// Free query slots (global).
     pub fn slots_free(&self) -> usize {
         self.pool.available()
+    }
+
+    /// How long a Flight SQL answer is held for its `DoGet`.
+    pub fn flight_answer_ttl(&self) -> Duration {
+        self.flight_answer_ttl
+    }
+
+    /// [`Governed::authenticate`] on the blocking thread pool (it reads, and on a
+    /// refusal writes, the governance store).
+    pub async fn authenticate_blocking(
+        self: &Arc<Self>,
+        token: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Principal, ApiError> {
+        let (g, token, caller) = (self.clone(), token.map(str::to_owned), caller.clone());
+        blocking(move || g.authenticate(token.as_deref(), &caller)).await
     }
 
     /// Checks a researcher's bearer token.
@@ -235,32 +284,9 @@ impl Governed {
         Ok(Scope::for_project(&p.project, &release))
     }
 
-    fn take_slot(&self, who: &str) -> Result<Slot<'_>, ApiError> {
-        let mut m = self
-            .inflight
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let n = m.entry(who.to_owned()).or_default();
-        if *n >= self.per_researcher {
-            return Err(QueryError::new(
-                dhub_query::ErrorCode::Busy,
-                format!(
-                    "you already have {} queries running, the limit per researcher; wait for one to finish",
-                    self.per_researcher
-                ),
-            )
-            .into());
-        }
-        *n += 1;
-        Ok(Slot {
-            g: self,
-            who: who.to_owned(),
-        })
-    }
-
-    /// The governed query path shared by every front end: concurrency, an isolated
-    /// worker (guard, session, disclosure control, limits) and the audit entry, written
-    /// before this returns, whatever the outcome.
+    /// The governed query path shared by every front end: a place in the admission
+    /// queue, an isolated worker (guard, session, disclosure control, limits) and the
+    /// audit entry, written before this returns, whatever the outcome.
     pub async fn query(
         &self,
         p: &Principal,
@@ -269,9 +295,15 @@ impl Governed {
     ) -> Result<Answered, ApiError> {
         let id = new_id();
         let started = Instant::now();
+        let mut queued = Duration::ZERO;
         let result: Result<QueryOutput, ApiError> = async {
-            let _slot = self.take_slot(&p.researcher.name)?;
             let scope = self.scope(p).await?;
+            let _permit = self
+                .admission
+                .acquire(&p.researcher.name)
+                .await
+                .map_err(busy)?;
+            queued = started.elapsed();
             let req = WorkerRequest::Query(dhub_query::QueryRequest {
                 id: id.clone(),
                 sql: sql.to_owned(),
@@ -300,6 +332,7 @@ impl Governed {
         };
         dhub_govern::audit::bound_text(&mut m, "sql", sql, sql_limit);
         m.insert("duration_ms".into(), json!(ms));
+        m.insert("queued_ms".into(), json!(queued.as_millis() as u64));
         match &result {
             Ok(o) => {
                 m.insert("outcome".into(), json!("ok"));
@@ -327,9 +360,13 @@ impl Governed {
                 );
             }
         }
-        self.govern
-            .audit("query", &p.researcher.name, m)
-            .map_err(|e| ApiError::internal(format!("writing the audit entry: {e}")))?;
+        let (govern, who) = (self.govern.clone(), p.researcher.name.clone());
+        blocking(move || {
+            govern
+                .audit("query", &who, m)
+                .map_err(|e| ApiError::internal(format!("writing the audit entry: {e}")))
+        })
+        .await?;
         self.metrics.count_query(
             result.as_ref().map_or_else(|e| e.code, |_| "ok"),
             started.elapsed(),
@@ -340,18 +377,27 @@ impl Governed {
     /// The tables and views a researcher may query.
     pub async fn tables(&self, p: &Principal) -> Result<Vec<TableInfo>, ApiError> {
         let scope = self.scope(p).await?;
+        let _permit = self
+            .admission
+            .acquire(&p.researcher.name)
+            .await
+            .map_err(busy)?;
         match self.pool.ask(&WorkerRequest::Tables(scope)).await? {
             Answer::Tables(t) => Ok(t),
             Answer::Result(_) => Err(ApiError::internal("worker answered tables with a result")),
         }
     }
 
-    /// The disclosure record of query `id`, if it belongs to `p`'s project.
-    pub fn disclosure(&self, p: &Principal, id: &str) -> Result<Value, ApiError> {
-        let found = self
-            .govern
-            .audit_find("query", "query_id", id)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+    /// The disclosure record of query `id`, if it belongs to `p`'s project: one lookup
+    /// through the audit log's query-id index, on the blocking thread pool.
+    pub async fn disclosure(&self, p: &Principal, id: &str) -> Result<Value, ApiError> {
+        let (govern, key) = (self.govern.clone(), id.to_owned());
+        let found = blocking(move || {
+            govern
+                .audit_find_query(&key)
+                .map_err(|e| ApiError::internal(e.to_string()))
+        })
+        .await?;
         let entry = found
             .into_iter()
             .map(|e| e.entry)

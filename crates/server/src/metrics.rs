@@ -16,6 +16,9 @@ pub struct Metrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     auth_failures: AtomicU64,
+    queue_waiting: AtomicU64,
+    flight_answers_held: AtomicU64,
+    flight_answer_bytes_held: AtomicU64,
 }
 
 impl Metrics {
@@ -43,6 +46,19 @@ impl Metrics {
     /// Counts a refused token.
     pub fn count_auth_failure(&self) {
         self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets the number of queries waiting for a worker.
+    pub fn set_queue_waiting(&self, n: usize) {
+        self.queue_waiting.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Sets the number and size of Flight SQL answers held for their `DoGet`.
+    pub fn set_flight_held(&self, answers: usize, bytes: usize) {
+        self.flight_answers_held
+            .store(answers as u64, Ordering::Relaxed);
+        self.flight_answer_bytes_held
+            .store(bytes as u64, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -95,6 +111,36 @@ impl Metrics {
         let _ = writeln!(s, "# HELP dhub_query_slots_free Query workers free now.");
         let _ = writeln!(s, "# TYPE dhub_query_slots_free gauge");
         let _ = writeln!(s, "dhub_query_slots_free {slots_free}");
+        let _ = writeln!(
+            s,
+            "# HELP dhub_query_queue_waiting Queries waiting for a query worker."
+        );
+        let _ = writeln!(s, "# TYPE dhub_query_queue_waiting gauge");
+        let _ = writeln!(
+            s,
+            "dhub_query_queue_waiting {}",
+            self.queue_waiting.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP dhub_flight_answers_held Flight SQL answers held for their DoGet (statements and prepared statements)."
+        );
+        let _ = writeln!(s, "# TYPE dhub_flight_answers_held gauge");
+        let _ = writeln!(
+            s,
+            "dhub_flight_answers_held {}",
+            self.flight_answers_held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP dhub_flight_answer_bytes_held Bytes of the Flight SQL answers held."
+        );
+        let _ = writeln!(s, "# TYPE dhub_flight_answer_bytes_held gauge");
+        let _ = writeln!(
+            s,
+            "dhub_flight_answer_bytes_held {}",
+            self.flight_answer_bytes_held.load(Ordering::Relaxed)
+        );
         s
     }
 }

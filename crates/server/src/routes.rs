@@ -201,7 +201,7 @@ async fn query(
     body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate(bearer(&headers), &c)?;
+    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
     // any content type: the body is JSON either way
     let parsed = body
         .as_ref()
@@ -310,7 +310,7 @@ async fn disclosure(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate(bearer(&headers), &c)?;
+    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
     let found = if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -318,7 +318,7 @@ async fn disclosure(
             "no query with that id in your project",
         ))
     } else {
-        g.disclosure(&p, &id)
+        g.disclosure(&p, &id).await
     };
     // every lookup is audited, found or not (the id asked for, bounded)
     let mut f = Map::new();

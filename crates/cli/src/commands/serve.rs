@@ -55,6 +55,11 @@ pub fn run(global: &Global, a: &ServeArgs) -> anyhow::Result<()> {
         },
         workers: a.workers.max(1),
         per_researcher: a.per_researcher.max(1),
+        queue: a.queue,
+        queue_per_researcher: a.queue_per_researcher.max(1),
+        queue_wait: Duration::try_from_secs_f64(a.queue_wait)
+            .context("--queue-wait: give a number of seconds, 0 or more")?,
+        flight_answer_ttl: Duration::from_secs(a.flight_answer_ttl.max(1)),
         time_limit: limits.time,
         ready_file: a.ready_file.clone(),
         net: dhub_server::NetLimits {
