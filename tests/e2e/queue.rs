@@ -59,11 +59,7 @@ const SLOW: &str = "SELECT count(*) FROM generate_series(1, 1000000000000)";
 const SMALL: &str = "SELECT count(*) AS n FROM encounters";
 
 /// Starts `sql` as researcher `token` on another thread; returns once it has been sent.
-fn spawn_query(
-    base: &str,
-    token: &str,
-    sql: &str,
-) -> std::thread::JoinHandle<(Resp, Duration)> {
+fn spawn_query(base: &str, token: &str, sql: &str) -> std::thread::JoinHandle<(Resp, Duration)> {
     let (b, t, q) = (base.to_owned(), token.to_owned(), sql.to_owned());
     let h = std::thread::spawn(move || {
         let t0 = Instant::now();
@@ -99,7 +95,14 @@ fn concurrent_researchers_wait_for_a_worker_and_429_comes_only_from_a_full_queue
     // were refused
     let s = serve(
         &f,
-        &["--workers", "1", "--per-researcher", "1", "--time-limit", "4"],
+        &[
+            "--workers",
+            "1",
+            "--per-researcher",
+            "1",
+            "--time-limit",
+            "4",
+        ],
     );
     let b = s.base.clone();
     let handles: Vec<_> = (0..12)
@@ -339,12 +342,7 @@ mod flight {
         let f = Fixture::new(2);
         let s = serve(
             &f,
-            &[
-                "--flight-listen",
-                "127.0.0.1:0",
-                "--flight-answer-ttl",
-                "4",
-            ],
+            &["--flight-listen", "127.0.0.1:0", "--flight-answer-ttl", "4"],
         );
         let addr = s.flight.clone().unwrap();
         let b = s.base.clone();

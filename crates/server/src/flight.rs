@@ -295,10 +295,7 @@ impl DhubFlightSql {
             Ok::<_, dhub_govern::GovernError>(
                 holders
                     .into_iter()
-                    .filter(|h| {
-                        !all.iter()
-                            .any(|r| &r.name == h && r.revoked.is_none())
-                    })
+                    .filter(|h| !all.iter().any(|r| &r.name == h && r.revoked.is_none()))
                     .collect::<Vec<_>>(),
             )
         })
