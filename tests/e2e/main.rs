@@ -8,6 +8,7 @@
 
 mod at_rest;
 mod audit;
+mod disclosure;
 mod extract;
 mod govern;
 mod hardening;

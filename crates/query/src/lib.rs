@@ -16,8 +16,10 @@
 //!    immutable template built once per scope (granted tables at their versions), so
 //!    table metadata and planned views are reused and nothing one request does (the
 //!    guard admits no `SET` or DDL) reaches another.
-//! 3. **Policy** ([`sdc`]): output disclosure control on the logical plan, and a
-//!    disclosure record of what was applied.
+//! 3. **Policy** ([`sdc`]): output disclosure control on the logical plan (order
+//!    statistics through [`order`]), and a disclosure record of what was applied; in
+//!    aggregate mode every expression is then made total ([`total`]), so no row's
+//!    value can show through an error.
 //! 4. **Limits**: time, memory, result rows and bytes; each query runs in a separate
 //!    worker process ([`worker`]) so a runaway query is killed, never the server;
 //!    workers start with a cleared environment, a CPU-time limit and, where the kernel
@@ -29,12 +31,14 @@ pub mod caps;
 pub mod dominance;
 pub mod error;
 pub mod guard;
+pub mod order;
 pub mod persons;
 pub mod review;
 pub mod sandbox;
 pub mod scoped;
 pub mod sdc;
 mod service;
+pub mod total;
 pub mod worker;
 
 pub use error::{ErrorCode, QueryError};

@@ -791,8 +791,10 @@ async fn flight_guard(
         let mut s = Status::resource_exhausted(format!(
             "too many failed authentications from your address; try again in {secs} s with a valid token"
         ));
-        s.metadata_mut()
-            .insert("x-dhub-error-code", MetadataValue::from_static("rate_limited"));
+        s.metadata_mut().insert(
+            "x-dhub-error-code",
+            MetadataValue::from_static("rate_limited"),
+        );
         if let Ok(v) = MetadataValue::from_str(&secs.to_string()) {
             s.metadata_mut().insert("retry-after", v);
         }
@@ -824,11 +826,10 @@ pub fn server(
     net: Arc<crate::conn::Net>,
     registry: Arc<crate::conn::Registry>,
 ) -> Result<tonic::transport::server::Router, ApiError> {
-    let svc = arrow_flight::flight_service_server::FlightServiceServer::from_arc(
-        DhubFlightSql::start(g),
-    )
-    .max_decoding_message_size(16 << 20)
-        .max_encoding_message_size(64 << 20);
+    let svc =
+        arrow_flight::flight_service_server::FlightServiceServer::from_arc(DhubFlightSql::start(g))
+            .max_decoding_message_size(16 << 20)
+            .max_encoding_message_size(64 << 20);
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = tls {
         let read = |p: &std::path::Path| {
@@ -870,17 +871,9 @@ pub async fn serve_flight(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
     router
-        .serve_with_incoming_shutdown(
-            crate::conn::incoming(listener, net, registry),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(crate::conn::incoming(listener, net, registry), shutdown)
         .await
-        .map_err(|e| {
-            ApiError::startup(format!(
-                "serving Flight SQL: {}",
-                crate::error::chain(&e)
-            ))
-        })
+        .map_err(|e| ApiError::startup(format!("serving Flight SQL: {}", crate::error::chain(&e))))
 }
 
 /// Binds the Flight SQL listener (so its address is known, and a taken port stops

@@ -10,9 +10,7 @@ use crate::{ApiError, Caller, Governed};
 /// regard to case (RFC 7235: `bearer`, `BEARER` and `Bearer` are one scheme) and the
 /// token is trimmed; anything else is `None`. The one parser HTTP and Flight SQL use.
 pub fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, rest) = value
-        .trim_start()
-        .split_once([' ', '\t'])?;
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;
     }
@@ -24,9 +22,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 /// matched without regard to case; padded or unpadded base64, as clients differ).
 pub fn basic_credentials(value: &str) -> Option<(String, String)> {
     use base64::Engine;
-    let (scheme, rest) = value
-        .trim_start()
-        .split_once([' ', '\t'])?;
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }

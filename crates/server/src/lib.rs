@@ -19,8 +19,8 @@
 //! | `GET /metrics` | Prometheus text (with the metrics token only; see [`ServerConfig::metrics_token`]) |
 //! | `GET /openapi.json` | the whole API |
 
-mod conn;
 mod audit;
+mod conn;
 mod error;
 mod extracts;
 pub mod flight;
@@ -457,7 +457,10 @@ fn warn_plaintext(config: &ServerConfig) {
     if config.tls.is_some() {
         return;
     }
-    let listeners = [("HTTP", Some(config.listen)), ("Flight SQL", config.flight_listen)];
+    let listeners = [
+        ("HTTP", Some(config.listen)),
+        ("Flight SQL", config.flight_listen),
+    ];
     for (what, addr) in listeners {
         let Some(addr) = addr else { continue };
         if addr.ip().is_loopback() {
@@ -496,9 +499,6 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     // refused tokens counted per client and minute reach the audit log every few
     // seconds, and all of them when this function returns, however it returns
     let _refusals = audit::RefusalFlusher::start(&governed);
-    // refused tokens counted per client and minute reach the audit log every few
-    // seconds, and all of them when this function returns, however it returns
-    let _refusals = audit::RefusalFlusher::start(&governed);
     let net = conn::Net::new(fit_to_file_limit(config.net.clone()));
 
     // bind every listener and build every TLS configuration before serving anything
@@ -525,12 +525,16 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     let flight = match config.flight_listen {
         Some(addr) => {
             let listener = flight::bind(addr).await?;
-            let bound = listener
-                .local_addr()
-                .map_err(|e| ApiError::startup(format!("the Flight SQL listener's address: {e}")))?;
+            let bound = listener.local_addr().map_err(|e| {
+                ApiError::startup(format!("the Flight SQL listener's address: {e}"))
+            })?;
             let registry = Arc::new(conn::Registry::default());
-            let router =
-                flight::server(governed.clone(), config.tls.as_ref(), net.clone(), registry.clone())?;
+            let router = flight::server(
+                governed.clone(),
+                config.tls.as_ref(),
+                net.clone(),
+                registry.clone(),
+            )?;
             Some((bound, listener, router, registry))
         }
         None => None,
@@ -551,13 +555,14 @@ pub async fn serve(config: ServerConfig) -> Result<(), ApiError> {
     let web = Arc::new(routes::HttpGuard {
         net: net.clone(),
         registry: registry.clone(),
-        metrics_token: config
-            .metrics_token
-            .as_deref()
-            .map(|t| ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes()).as_ref().to_vec()),
+        metrics_token: config.metrics_token.as_deref().map(|t| {
+            ring::digest::digest(&ring::digest::SHA256, t.trim().as_bytes())
+                .as_ref()
+                .to_vec()
+        }),
     });
-    let svc = routes::router(governed.clone(), web)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let svc =
+        routes::router(governed.clone(), web).into_make_service_with_connect_info::<SocketAddr>();
     let acceptor = conn::GuardAcceptor {
         net: net.clone(),
         registry,

@@ -267,7 +267,7 @@ async fn tables(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate(bearer(&headers), &c)?;
+    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
     let t = g.tables(&p).await;
     let mut f = Map::new();
     if let Ok(t) = &t {
@@ -288,7 +288,7 @@ async fn whoami(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate(bearer(&headers), &c)?;
+    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
     g.audit_request(&p, &c, "whoami", Ok(()), Map::new())
         .await?;
     Ok(axum::Json(json!({
