@@ -484,7 +484,8 @@ impl QueryService {
     pub async fn run(&self, req: &QueryRequest) -> Result<QueryOutput, QueryError> {
         let started = Instant::now();
         let (ctx, plan, explain, template) = self.plan_guarded(&req.sql, &req.scope).await?;
-        crate::total::check_patterns(&plan)
+        let aggregate_mode = req.scope.policy.mode == dhub_govern::Mode::Aggregate;
+        crate::total::check_patterns(&plan, aggregate_mode)
             .map_err(|m| QueryError::new(ErrorCode::QueryFailed, m.clone()).with_detail(m))?;
         let (plan, mut disclosure, rewritten) = if explain {
             (

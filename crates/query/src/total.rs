@@ -53,10 +53,12 @@ pub fn plan(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// Checks every literal regular expression of `plan` (the pattern of `regexp_*`, `~`,
 /// `~*`, `!~`, `!~*`, `SIMILAR TO`) while planning, so that a malformed or oversized
 /// pattern is the researcher's error, answered with a message, not a failure of every
-/// row at run time. Returns the message.
-pub fn check_patterns(plan: &LogicalPlan) -> std::result::Result<(), String> {
+/// row at run time; and, in aggregate mode (`aggregate`), refuses `SIMILAR TO` with a
+/// pattern computed per row. Returns the message.
+pub fn check_patterns(plan: &LogicalPlan, aggregate: bool) -> std::result::Result<(), String> {
     use datafusion::common::tree_node::TreeNodeRecursion;
     let mut bad: Option<String> = None;
+    let mut row_similar = false;
     let mut check = |p: &Expr| {
         if let Expr::Literal(
             ScalarValue::Utf8(Some(s))
@@ -95,13 +97,19 @@ pub fn check_patterns(plan: &LogicalPlan) -> std::result::Result<(), String> {
                     {
                         check(&b.right);
                     }
-                    Expr::SimilarTo(l) => check(&l.pattern),
+                    Expr::SimilarTo(l) => {
+                        check(&l.pattern);
+                        row_similar |= aggregate && !is_constant(&l.pattern);
+                    }
                     _ => {}
                 }
                 Ok(TreeNodeRecursion::Continue)
             })
         })
     });
+    if row_similar {
+        return Err("SIMILAR TO with a pattern computed per row is not allowed in an aggregate-mode project (a pattern that fails on one row would answer a question about it); use regexp_like(value, pattern)".to_owned());
+    }
     match bad {
         Some(m) => Err(m),
         None => Ok(()),
@@ -146,6 +154,27 @@ pub fn expr(e: Expr, schema: Option<&DFSchema>) -> Result<Transformed<Expr>> {
                     Ok(Transformed::no(Expr::BinaryExpr(b)))
                 }
             }
+            // a regular expression matched against a per-row pattern can fail on a row
+            // (the pattern does not compile): through `regexp_like`, made total
+            Expr::BinaryExpr(b) if is_row_regex(&b) => {
+                let (negated, flags) = match b.op {
+                    Operator::RegexMatch => (false, None),
+                    Operator::RegexIMatch => (false, Some("i")),
+                    Operator::RegexNotMatch => (true, None),
+                    _ => (true, Some("i")),
+                };
+                let mut args = vec![*b.left, *b.right];
+                args.extend(flags.map(datafusion::prelude::lit));
+                let like = ScalarUDF::new_from_impl(Total {
+                    inner: datafusion::functions::regex::regexp_like().as_ref().clone(),
+                });
+                let call = Expr::ScalarFunction(ScalarFunction::new_udf(Arc::new(like), args));
+                Ok(Transformed::yes(if negated {
+                    Expr::Not(Box::new(call))
+                } else {
+                    call
+                }))
+            }
             Expr::ScalarFunction(f) if !is_total_wrapper(&f.func) => {
                 let wrapped = ScalarUDF::new_from_impl(Total {
                     inner: f.func.as_ref().clone(),
@@ -157,6 +186,17 @@ pub fn expr(e: Expr, schema: Option<&DFSchema>) -> Result<Transformed<Expr>> {
             other => Ok(Transformed::no(other)),
         }
     })
+}
+
+/// A regular-expression operator whose pattern is computed per row.
+fn is_row_regex(b: &BinaryExpr) -> bool {
+    matches!(
+        b.op,
+        Operator::RegexMatch
+            | Operator::RegexIMatch
+            | Operator::RegexNotMatch
+            | Operator::RegexNotIMatch
+    ) && !is_constant(&b.right)
 }
 
 fn is_total_wrapper(f: &ScalarUDF) -> bool {
@@ -336,7 +376,15 @@ impl ScalarUDFImpl for Total {
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
         // a simplification may produce a new cast or call (`arrow_cast` becomes a CAST):
         // made total too
+        let kept = args.clone();
         Ok(match self.inner.simplify(args, info)? {
+            // `regexp_like` with a per-row pattern would become the `~` operator again,
+            // which fails on a row: it stays this total function
+            ExprSimplifyResult::Simplified(e)
+                if e.exists(|x| Ok(matches!(x, Expr::BinaryExpr(b) if is_row_regex(b))))? =>
+            {
+                ExprSimplifyResult::Original(kept)
+            }
             ExprSimplifyResult::Simplified(e) => {
                 ExprSimplifyResult::Simplified(expr(e, None)?.data)
             }
