@@ -20,23 +20,8 @@ fn answer(r: &Resp) -> (u16, String) {
 fn errors_are_no_side_channel_and_restricted_aggregates_are_suppressed() {
     let dir = released_store("synthea", "synthea", 300, 5, "r1");
     let d = dir.path();
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "agg",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-        ])
-        .output()
-        .unwrap());
-    let (t, _) = ok(dhub(d)
-        .args(["researcher", "add", "ada", "--project", "agg"])
-        .output()
-        .unwrap());
-    let t = t.trim().to_owned();
+    create_project(d, "agg", false);
+    let t = add_researcher(d, "ada", "agg");
     let s = Server::start(d, &[]);
     let q = |sql: &str| query_as(&s.base, &t, sql, "json");
 

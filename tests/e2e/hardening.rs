@@ -20,45 +20,10 @@ use crate::support::*;
 fn fixture() -> (tempfile::TempDir, String, String) {
     let dir = released_store("synthea", "synthea", 100, 7, "r1");
     let d = dir.path();
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "agg",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-        ])
-        .output()
-        .unwrap());
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "rec",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-            "--mode",
-            "record",
-            "--approved-by",
-            "cg",
-            "--reason",
-            "QA",
-        ])
-        .output()
-        .unwrap());
-    let add = |name: &str, project: &str| {
-        let (t, _) = ok(dhub(d)
-            .args(["researcher", "add", name, "--project", project])
-            .output()
-            .unwrap());
-        t.trim().to_owned()
-    };
-    let rita = add("rita", "rec");
-    let ada = add("ada", "agg");
+    create_project(d, "agg", false);
+    create_project(d, "rec", true);
+    let rita = add_researcher(d, "rita", "rec");
+    let ada = add_researcher(d, "ada", "agg");
     (dir, rita, ada)
 }
 

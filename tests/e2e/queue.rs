@@ -20,32 +20,9 @@ impl Fixture {
     fn new(researchers: usize) -> Fixture {
         let dir = released_store("synthea", "synthea", 200, 9, "r1");
         let d = dir.path();
-        ok(dhub(d)
-            .args([
-                "project",
-                "create",
-                "rec",
-                "--release",
-                "r1",
-                "--tables",
-                "all",
-                "--mode",
-                "record",
-                "--approved-by",
-                "cg",
-                "--reason",
-                "QA",
-            ])
-            .output()
-            .unwrap());
+        create_project(d, "rec", true);
         let tokens = (0..researchers)
-            .map(|i| {
-                let (t, _) = ok(dhub(d)
-                    .args(["researcher", "add", &format!("r{i}"), "--project", "rec"])
-                    .output()
-                    .unwrap());
-                t.trim().to_owned()
-            })
+            .map(|i| add_researcher(d, &format!("r{i}"), "rec"))
             .collect();
         Fixture { dir, tokens }
     }

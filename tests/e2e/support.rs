@@ -568,6 +568,34 @@ pub fn released_store(
     dir
 }
 
+/// Creates project `name` over every table of release `r1`: in aggregate mode, or in
+/// record mode (approved by `cg` for `QA`).
+pub fn create_project(dir: &Path, name: &str, record: bool) {
+    let mut c = dhub(dir);
+    c.args([
+        "project",
+        "create",
+        name,
+        "--release",
+        "r1",
+        "--tables",
+        "all",
+    ]);
+    if record {
+        c.args(["--mode", "record", "--approved-by", "cg", "--reason", "QA"]);
+    }
+    ok(c.output().expect("dhub"));
+}
+
+/// Adds researcher `who` to `project`; returns their token.
+pub fn add_researcher(dir: &Path, who: &str, project: &str) -> String {
+    let (t, _) = ok(dhub(dir)
+        .args(["researcher", "add", who, "--project", project])
+        .output()
+        .expect("dhub"));
+    t.trim().to_owned()
+}
+
 /// The audit log's entries (`dhub audit tail`), oldest first, as JSON.
 pub fn audit_entries(dir: &Path) -> Vec<serde_json::Value> {
     let (out, _) = ok(dhub(dir)

@@ -75,29 +75,8 @@ fn kernel_landlock_abi() -> Option<u64> {
 }
 
 fn record_project(d: &Path) -> String {
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "rec",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-            "--mode",
-            "record",
-            "--approved-by",
-            "cg",
-            "--reason",
-            "QA",
-        ])
-        .output()
-        .unwrap());
-    let (t, _) = ok(dhub(d)
-        .args(["researcher", "add", "rita", "--project", "rec"])
-        .output()
-        .unwrap());
-    t.trim().to_owned()
+    create_project(d, "rec", true);
+    add_researcher(d, "rita", "rec")
 }
 
 #[test]

@@ -132,18 +132,10 @@ impl AggregateUDFImpl for Sensitive {
         }))
     }
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new_list(
-                "persons",
-                Field::new_list_field(DataType::UInt64, true),
-                true,
-            )),
-            Arc::new(Field::new_list(
-                "sums",
-                Field::new_list_field(DataType::Float64, true),
-                true,
-            )),
-        ])
+        Ok(crate::persons::list_fields(&[
+            ("persons", DataType::UInt64),
+            ("sums", DataType::Float64),
+        ]))
     }
     fn groups_accumulator_supported(&self, _: AccumulatorArgs) -> bool {
         true

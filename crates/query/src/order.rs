@@ -82,18 +82,10 @@ impl AggregateUDFImpl for OrderSafe {
         }))
     }
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(vec![
-            Arc::new(Field::new_list(
-                "persons",
-                Field::new_list_field(DataType::UInt64, true),
-                true,
-            )),
-            Arc::new(Field::new_list(
-                "values",
-                Field::new_list_field(DataType::Float64, true),
-                true,
-            )),
-        ])
+        Ok(crate::persons::list_fields(&[
+            ("persons", DataType::UInt64),
+            ("values", DataType::Float64),
+        ]))
     }
 }
 

@@ -96,6 +96,21 @@ fn state_field() -> FieldRef {
     ))
 }
 
+/// Partial-state fields that are lists of `(name, item type)`: the state of the
+/// per-person aggregates ([`crate::dominance`], [`crate::order`]).
+pub(crate) fn list_fields(lists: &[(&str, DataType)]) -> Vec<FieldRef> {
+    lists
+        .iter()
+        .map(|(name, t)| {
+            Arc::new(Field::new_list(
+                *name,
+                Field::new_list_field(t.clone(), true),
+                true,
+            ))
+        })
+        .collect()
+}
+
 /// A well-mixed 64-bit hash of a person's value.
 #[inline]
 pub(crate) fn hash_bytes(b: &[u8]) -> u64 {
