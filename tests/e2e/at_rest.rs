@@ -87,22 +87,8 @@ fn everything_dhub_writes_is_private_to_its_account() {
         .output()
         .unwrap());
     ok(dhub(d).args(["release", "create", "r1"]).output().unwrap());
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "pa",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-        ])
-        .output()
-        .unwrap());
-    ok(dhub(d)
-        .args(["researcher", "add", "rita", "--project", "pa"])
-        .output()
-        .unwrap());
+    create_project(d, "pa", false);
+    add_researcher(d, "rita", "pa");
     // an extract, run with a report
     let specs = d.join("specs");
     std::fs::create_dir_all(&specs).unwrap();

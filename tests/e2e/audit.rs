@@ -294,27 +294,9 @@ fn sha256(bytes: &[u8]) -> String {
 fn audit_volume_is_bounded_and_every_authenticated_request_is_audited() {
     let dir = released_store("uk", "uk-shared-care", 50, 1, "r1");
     let d = dir.path();
-    ok(dhub(d)
-        .args([
-            "project",
-            "create",
-            "p",
-            "--release",
-            "r1",
-            "--tables",
-            "all",
-        ])
-        .output()
-        .unwrap());
-    let token = |name: &str| {
-        let (t, _) = ok(dhub(d)
-            .args(["researcher", "add", name, "--project", "p"])
-            .output()
-            .unwrap());
-        t.trim().to_owned()
-    };
-    let ada = token("ada");
-    let rev = token("rev");
+    create_project(d, "p", false);
+    let ada = add_researcher(d, "ada", "p");
+    let rev = add_researcher(d, "rev", "p");
     ok(dhub(d)
         .args(["researcher", "revoke", "rev"])
         .output()
