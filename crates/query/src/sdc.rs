@@ -74,6 +74,8 @@ use datafusion::logical_expr::{
     Window, cast, col, lit,
 };
 use dhub_govern::{Mode, OutputPolicy, Suppression};
+
+use crate::order::Side;
 use serde::{Deserialize, Serialize};
 
 use crate::error::QueryError;
@@ -667,17 +669,21 @@ fn rewrite_aggregate(
         if !ORDER_STATISTICS.contains(&name) {
             continue;
         }
-        let level = order_level(name, f)?;
+        // levels at or beyond 0 and 1 are refused here
+        order_level(name, f)?;
         if let (Some(p), Some(x)) = (ps.first(), f.params.args.first()) {
-            let check = with_filter(
-                Arc::new(crate::order::udaf(level, policy.min_cell)).call(vec![
-                    Expr::Column(p.clone()),
-                    cast(x.clone(), arrow::datatypes::DataType::Float64),
-                ]),
-                f.params.filter.as_deref().cloned(),
-            );
+            // the cell is released only strictly between the two bounds (crate::order)
             let flag = format!("__dhub_ord{k}");
-            aggr.push(check.alias(&flag));
+            for (side, suffix) in [(Side::Low, "lo"), (Side::High, "hi")] {
+                let bound = with_filter(
+                    Arc::new(crate::order::udaf(side, policy.min_cell)).call(vec![
+                        Expr::Column(p.clone()),
+                        cast(x.clone(), arrow::datatypes::DataType::Float64),
+                    ]),
+                    f.params.filter.as_deref().cloned(),
+                );
+                aggr.push(bound.alias(format!("{flag}{suffix}")));
+            }
             ordered.push((k, flag));
         }
     }
@@ -773,7 +779,14 @@ fn rewrite_aggregate(
                     .map(|names| {
                         least(names.iter().map(|n| col(n.as_str())).collect()).lt(min.clone())
                     })
-                    .chain(order.map(|(_, flag)| col(flag.as_str()).is_not_true()))
+                    .chain(order.map(|(_, flag)| {
+                        // released only strictly between the two bounds
+                        let v = cast(c.clone(), arrow::datatypes::DataType::Float64);
+                        col(format!("{flag}lo").as_str())
+                            .lt(v.clone())
+                            .and(v.lt(col(format!("{flag}hi").as_str())))
+                            .is_not_true()
+                    }))
                     .reduce(Expr::or)
                     .unwrap_or_else(|| lit(false));
                 e = Expr::Case(Case::new(
