@@ -11,7 +11,8 @@ use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::{Govern, GovernError, Result, append_tx, check_name, now, ts};
+use crate::audit::append_tx;
+use crate::{Govern, GovernError, Result, check_name, now, ts};
 
 /// Where an extract is in its workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,16 +377,8 @@ mod tests {
     fn setup() -> (tempfile::TempDir, Govern) {
         let d = tempfile::tempdir().unwrap();
         let g = Govern::open(&d.path().join("g.db")).unwrap();
-        g.create_project(
-            "p1",
-            "",
-            "r1",
-            Grant::All,
-            OutputPolicy::default(),
-            None,
-            "dm",
-        )
-        .unwrap();
+        g.create_project(&NewProject::new("p1", "r1"), "dm")
+            .unwrap();
         (d, g)
     }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use dhub_govern::audit::CHECKPOINT_DIR;
 use dhub_govern::{
-    Approval, Checkpoint, Govern, Grant, Mode, OutputPolicy, Suppression, parse_date,
+    Approval, Checkpoint, Govern, Grant, Mode, NewProject, OutputPolicy, Suppression, parse_date,
 };
 use dhub_store::Location;
 
@@ -114,12 +114,14 @@ pub fn project(global: &Global, cmd: ProjectCommand) -> anyhow::Result<()> {
             }
             let g = open(global)?;
             let p = g.create_project(
-                &a.id,
-                &a.title,
-                &a.release,
-                grant,
-                policy,
-                expires,
+                &NewProject {
+                    id: a.id.clone(),
+                    title: a.title.clone(),
+                    release: a.release.clone(),
+                    tables: grant,
+                    policy,
+                    expires,
+                },
                 &actor(),
             )?;
             println!(

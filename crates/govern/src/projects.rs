@@ -1,9 +1,15 @@
-//! Projects, their output policies and the people who act in them.
+//! Projects and their output policies: the records (what a project may see and the
+//! disclosure control on every result) and the store's project commands, each audited
+//! (`project.create`) in the same transaction.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
+use crate::audit::append_tx;
 use crate::error::{GovernError, Result};
+use crate::{Govern, check_name, now, parse_date, ts};
 
 /// What a project's researchers may get back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -246,49 +252,202 @@ impl Project {
     }
 }
 
-/// A researcher (a person with a token, in one project).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Researcher {
-    /// Unique name.
-    pub name: String,
-    /// The project.
-    pub project: String,
-    /// When the token was issued.
-    pub created: DateTime<Utc>,
-    /// Last day the token works (inclusive), if any.
+/// A project to create ([`Govern::create_project`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProject {
+    /// Project id (`a-z 0-9 _ - .`, see [`check_name`]).
+    pub id: String,
+    /// Human title; empty means the id.
+    pub title: String,
+    /// The release its researchers query.
+    pub release: String,
+    /// The tables they may see.
+    pub tables: Grant,
+    /// The disclosure control on every result.
+    pub policy: OutputPolicy,
+    /// Last day of access (inclusive), if any.
     pub expires: Option<NaiveDate>,
-    /// When it was revoked, if it was.
-    pub revoked: Option<DateTime<Utc>>,
 }
 
-/// Checks an id or name: 1-64 characters of `a-z 0-9 _ - .`, starting with a letter or
-/// digit.
-pub fn check_name(kind: &'static str, s: &str) -> Result<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(GovernError::BadName {
-            kind,
-            value: s.to_owned(),
-            rule: "use 1-64 characters of a-z, 0-9, `_`, `-`, `.`, starting with a letter or digit",
-        })
+impl NewProject {
+    /// A project over every table of `release`, with the default output policy, no
+    /// expiry and its id as its title (set the fields to change any of these).
+    pub fn new(id: impl Into<String>, release: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            title: String::new(),
+            release: release.into(),
+            tables: Grant::All,
+            policy: OutputPolicy::default(),
+            expires: None,
+        }
     }
 }
 
-/// Parses a `YYYY-MM-DD` date.
-pub fn parse_date(s: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-        .map_err(|_| GovernError::Invalid(format!("`{s}` is not a date; use YYYY-MM-DD")))
+impl Govern {
+    /// Creates a project (audited as `project.create` by `actor`).
+    pub fn create_project(&self, new: &NewProject, actor: &str) -> Result<Project> {
+        let NewProject {
+            id,
+            title,
+            release,
+            tables,
+            policy,
+            expires,
+        } = new;
+        check_name("project id", id)?;
+        policy.validate()?;
+        let project = Project {
+            id: id.to_owned(),
+            title: if title.trim().is_empty() {
+                id.to_owned()
+            } else {
+                title.trim().to_owned()
+            },
+            release: release.clone(),
+            tables: tables.clone(),
+            policy: policy.clone(),
+            expires: *expires,
+            created: now(),
+        };
+        let tables_json = serde_json::to_string(&project.tables)
+            .map_err(|e| GovernError::Invalid(e.to_string()))?;
+        let policy_json = serde_json::to_string(&project.policy)
+            .map_err(|e| GovernError::Invalid(e.to_string()))?;
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM projects WHERE id = ?1", [id], |_| Ok(true))
+            .optional()
+            .map_err(|e| self.sql(e))?
+            .is_some();
+        if exists {
+            return Err(GovernError::Exists {
+                kind: "project",
+                id: id.to_owned(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO projects (id, title, release, tables, policy, expires, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                project.id,
+                project.title,
+                project.release,
+                tables_json,
+                policy_json,
+                project.expires.map(|d| d.to_string()),
+                ts(project.created)
+            ],
+        )
+        .map_err(|e| self.sql(e))?;
+        let mut detail = Map::new();
+        detail.insert("project".into(), json!(project.id));
+        detail.insert("release".into(), json!(project.release));
+        detail.insert("tables".into(), json!(project.tables.to_string()));
+        detail.insert(
+            "policy".into(),
+            serde_json::to_value(&project.policy).unwrap_or(Value::Null),
+        );
+        detail.insert(
+            "expires".into(),
+            json!(project.expires.map(|d| d.to_string())),
+        );
+        append_tx(&tx, "project.create", actor, detail).map_err(|e| self.sql(e))?;
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(project)
+    }
+
+    fn row_to_project(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
+        let id: String = r.get(0)?;
+        let tables: String = r.get(3)?;
+        let policy: String = r.get(4)?;
+        let expires: Option<String> = r.get(5)?;
+        let created: String = r.get(6)?;
+        let title: String = r.get(1)?;
+        let release: String = r.get(2)?;
+        Ok((|| {
+            Ok(Project {
+                tables: serde_json::from_str(&tables)
+                    .map_err(|e| self.corrupt(format!("project {id}"), e))?,
+                policy: serde_json::from_str(&policy)
+                    .map_err(|e| self.corrupt(format!("project {id}"), e))?,
+                expires: expires
+                    .map(|d| parse_date(&d))
+                    .transpose()
+                    .map_err(|e| self.corrupt(format!("project {id}"), e))?,
+                created: DateTime::parse_from_rfc3339(&created)
+                    .map_err(|e| self.corrupt(format!("project {id}"), e))?
+                    .with_timezone(&Utc),
+                title,
+                release,
+                id,
+            })
+        })())
+    }
+
+    /// One project.
+    pub fn project(&self, id: &str) -> Result<Project> {
+        let conn = self.conn();
+        let got = conn
+            .query_row(
+                "SELECT id, title, release, tables, policy, expires, created FROM projects WHERE id = ?1",
+                [id],
+                |r| self.row_to_project(r),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        match got {
+            Some(p) => p,
+            None => Err(GovernError::NotFound {
+                kind: "project",
+                id: id.to_owned(),
+                hint: "`dhub project list` shows the projects",
+            }),
+        }
+    }
+
+    /// Every project, by id.
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT id, title, release, tables, policy, expires, created FROM projects ORDER BY id")
+            .map_err(|e| self.sql(e))?;
+        let rows = st
+            .query_map([], |r| self.row_to_project(r))
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r.map_err(|e| self.sql(e))??);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::store;
+    use crate::{AuthFailure, parse_date};
+
+    #[test]
+    fn expired_projects_refuse_their_researchers() {
+        let (_d, g) = store();
+        g.create_project(
+            &NewProject {
+                expires: parse_date("2001-01-01").ok(),
+                ..NewProject::new("old", "r1")
+            },
+            "dm",
+        )
+        .unwrap();
+        let t = g.add_researcher("x", "old", None, "dm").unwrap();
+        assert_eq!(
+            g.check_token(&t).unwrap().unwrap_err(),
+            AuthFailure::ProjectExpired
+        );
+    }
 
     #[test]
     fn grants_and_policies() {

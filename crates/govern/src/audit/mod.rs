@@ -28,11 +28,20 @@
 //!
 //! Long texts are stored as a bounded prefix with the SHA-256 and length of the whole
 //! ([`bound_text`]), so one request cannot write megabytes into the log.
+//!
+//! This module holds the format (canonical JSON, the hash, checkpoints); `log.rs` the
+//! store's appends, reads, lookups and export; `verify.rs` the store's verification.
+
+mod log;
+mod verify;
 
 use std::collections::BTreeMap;
 
 use ring::digest;
 use serde_json::{Map, Value, json};
+
+pub(crate) use log::append_tx;
+pub use verify::Verified;
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
