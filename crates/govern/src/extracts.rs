@@ -372,7 +372,7 @@ impl Govern {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Grant, OutputPolicy};
+    use crate::NewProject;
 
     fn setup() -> (tempfile::TempDir, Govern) {
         let d = tempfile::tempdir().unwrap();

@@ -413,7 +413,7 @@ impl Govern {
 mod tests {
     use super::*;
     use crate::testutil::{populated, store};
-    use crate::{Grant, OutputPolicy, parse_date};
+    use crate::{NewProject, parse_date};
 
     #[test]
     fn tokens_are_random_stored_hashed_and_checked() {

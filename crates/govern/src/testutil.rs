@@ -2,7 +2,7 @@
 
 use serde_json::{Map, json};
 
-use crate::{Govern, Grant, OutputPolicy};
+use crate::{Govern, NewProject};
 
 pub(crate) fn store() -> (tempfile::TempDir, Govern) {
     let d = tempfile::tempdir().unwrap();
