@@ -122,7 +122,7 @@ pub struct Researcher {
 /// SHA-256 of a token, hex (the only form in which tokens are stored).
 /// SHA-256 of a token, hex (the only form in which tokens are stored).
 pub fn token_hash(token: &str) -> String {
-    audit::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    crate::audit::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
 }
 
 impl Govern {
