@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use arrow_array::{Array, StringArray};
-use dhub_deid::{IdFormat, MasterKey, Pseudonymiser};
+use dhub_deid::{Domain, IdFormat, MasterKey, Pseudonymiser};
 use ring::hmac;
 
 const N: usize = 1_000_000;
@@ -51,7 +51,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let values = uuids();
     let master = MasterKey::from_bytes([0x5a; 32]);
-    let domain = master.domain_key("pseudonym:person");
+    let domain = master.domain_key(&Domain::pseudonym("person").expect("entity name"));
     let bare_key = hmac::Key::new(hmac::HMAC_SHA256, domain.expose_bytes());
     let p = Pseudonymiser::new(&master, "person").expect("entity name");
 

@@ -3,25 +3,31 @@
 //! The master key is 32 random bytes. Everything else is derived from it:
 //!
 //! * key id = first 8 bytes, hex, of `HMAC-SHA256(master, "dhub key id")`;
-//! * `K(domain) = HKDF-SHA256(salt = "dhub-v1", ikm = master, info = domain)`, 32 bytes.
+//! * `K(domain) = HKDF-SHA256(salt = "dhub-v1", ikm = master, info = domain)`, 32 bytes,
+//!   for a [`Domain`] (the closed set of domains);
+//! * a domain key's id, the same construction under `K(domain)`: the project key id
+//!   ([`project_key_id`]) written in extract manifests.
+//!
+//! HKDF is computed here from its two HMAC steps (RFC 5869 with one output block:
+//! `PRK = HMAC(salt, master)`, `K = HMAC(PRK, info || 0x01)`), so deriving a key cannot
+//! fail and no error path can leave a key of zeros. The RFC 5869 test vectors and an
+//! independent Python implementation check it (`tests/vectors.rs`).
 //!
 //! Key bytes never appear in `Debug` or `Display` output and are zeroised on drop.
 
 use std::fmt;
 
-use ring::{hkdf, hmac, rand::SecureRandom};
+use ring::{hmac, rand::SecureRandom};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::KeyError;
+use crate::domain::Domain;
+use crate::error::{KeyError, RuleError};
 
 /// Length in bytes of the master key and of every domain key.
 pub const KEY_LEN: usize = 32;
 
 /// The HKDF salt of every domain key.
 pub const HKDF_SALT: &[u8] = b"dhub-v1";
-
-/// The message whose HMAC under the master key gives the key id.
-pub const KEY_ID_MESSAGE: &[u8] = b"dhub key id";
 
 /// The 32-byte master key held by the data manager alone.
 ///
@@ -92,28 +98,62 @@ impl MasterKey {
 
     /// The key id: first 8 bytes, hex, of `HMAC-SHA256(master, "dhub key id")`.
     pub fn key_id(&self) -> KeyId {
-        let key = hmac::Key::new(hmac::HMAC_SHA256, self.bytes.as_ref());
-        let tag = hmac::sign(&key, KEY_ID_MESSAGE);
-        let mut id = [0u8; 16];
-        hex_into(&tag.as_ref()[..8], &mut id);
-        KeyId(String::from_utf8_lossy(&id).into_owned())
+        key_id_of(self.bytes.as_ref())
     }
 
     /// The domain key `K(domain) = HKDF-SHA256(salt = "dhub-v1", ikm = master, info = domain)`.
-    pub fn domain_key(&self, domain: &str) -> DomainKey {
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, HKDF_SALT).extract(self.bytes.as_ref());
-        let mut out = Zeroizing::new([0u8; KEY_LEN]);
-        // `expand` only fails when the requested length exceeds 255 * 32 bytes.
-        let info = [domain.as_bytes()];
-        if let Ok(okm) = prk.expand(&info, hmac::HMAC_SHA256) {
-            // `fill` only fails on a length mismatch, and HMAC_SHA256's length is 32.
-            let _ = okm.fill(out.as_mut());
-        }
+    ///
+    /// ```
+    /// use dhub_deid::{Domain, MasterKey};
+    /// let key = MasterKey::from_bytes([7u8; 32]);
+    /// let k = key.domain_key(&Domain::DateShift);
+    /// assert_eq!(k.domain(), &Domain::DateShift);
+    /// assert_ne!(k.expose_bytes(), &[0u8; 32]);
+    /// ```
+    pub fn domain_key(&self, domain: &Domain) -> DomainKey {
+        // HKDF-Extract: PRK = HMAC-SHA256(salt, ikm)
+        let prk = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, HKDF_SALT),
+            self.bytes.as_ref(),
+        );
+        // HKDF-Expand for one 32-byte block: T(1) = HMAC-SHA256(PRK, info || 0x01)
+        let mut ctx = hmac::Context::with_key(&hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()));
+        domain.write_info(&mut |b| ctx.update(b));
+        ctx.update(&[1]);
+        let okm = ctx.sign();
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        bytes.copy_from_slice(okm.as_ref());
         DomainKey {
-            domain: domain.to_owned(),
-            bytes: out,
+            domain: domain.clone(),
+            bytes,
         }
     }
+}
+
+/// The project key id: first 8 bytes, hex, of `HMAC-SHA256(K("project:<id>"), "dhub key
+/// id")`, the same construction as the master key id. Written in extract manifests, so
+/// a partner can tell which project key made its pseudonyms without seeing it.
+///
+/// ```
+/// use dhub_deid::{MasterKey, project_key_id};
+/// let key = MasterKey::from_bytes([3u8; 32]);
+/// let a = project_key_id(&key, "asthma-2026").unwrap();
+/// assert_eq!(a.as_str().len(), 16);
+/// assert_ne!(a, project_key_id(&key, "copd-2026").unwrap());
+/// assert_ne!(a, key.key_id());
+/// assert!(project_key_id(&key, "Not Valid").is_err());
+/// ```
+pub fn project_key_id(master: &MasterKey, project: &str) -> Result<KeyId, RuleError> {
+    Ok(master.domain_key(&Domain::project(project)?).key_id())
+}
+
+/// The id of a key: first 8 bytes, hex, of `HMAC-SHA256(key, "dhub key id")`.
+fn key_id_of(key: &[u8]) -> KeyId {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    let tag = hmac::sign(&key, Domain::KEY_ID_LABEL);
+    let mut id = [0u8; 16];
+    hex_into(&tag.as_ref()[..8], &mut id);
+    KeyId(String::from_utf8_lossy(&id).into_owned())
 }
 
 impl fmt::Debug for MasterKey {
@@ -130,16 +170,22 @@ impl fmt::Display for MasterKey {
     }
 }
 
-/// A derived 32-byte key for one domain (`pseudonym:person`, `date-shift`, `project:<id>`).
+/// A derived 32-byte key for one [`Domain`] (`pseudonym:person`, `date-shift`,
+/// `project:<id>`).
 pub struct DomainKey {
-    domain: String,
+    domain: Domain,
     bytes: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl DomainKey {
     /// The domain this key was derived for.
-    pub fn domain(&self) -> &str {
+    pub fn domain(&self) -> &Domain {
         &self.domain
+    }
+
+    /// This key's public id: first 8 bytes, hex, of `HMAC-SHA256(key, "dhub key id")`.
+    pub fn key_id(&self) -> KeyId {
+        key_id_of(self.bytes.as_ref())
     }
 
     /// The raw bytes. Needed by test vectors; never print them.
@@ -156,7 +202,7 @@ impl DomainKey {
 impl fmt::Debug for DomainKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DomainKey")
-            .field("domain", &self.domain)
+            .field("domain", &self.domain.to_string())
             .finish_non_exhaustive()
     }
 }
@@ -235,9 +281,47 @@ mod tests {
     #[test]
     fn debug_and_display_hide_bytes() {
         let k = MasterKey::from_bytes([0xab; 32]);
-        let d = format!("{k:?} {k} {:?}", k.domain_key("date-shift"));
+        let d = format!("{k:?} {k} {:?}", k.domain_key(&Domain::DateShift));
         assert!(!d.contains("abab"), "{d}");
         assert!(d.contains(k.key_id().as_str()));
+    }
+
+    #[test]
+    fn domain_keys_equal_ring_hkdf() {
+        // the two-HMAC construction against ring's HKDF, over every kind of domain
+        struct Len;
+        impl ring::hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                KEY_LEN
+            }
+        }
+        let k = MasterKey::from_bytes(core::array::from_fn(|i| (i * 7) as u8));
+        for d in [
+            Domain::pseudonym("person").unwrap(),
+            Domain::DateShift,
+            Domain::project("demo-project").unwrap(),
+        ] {
+            let prk =
+                ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, HKDF_SALT).extract(k.bytes.as_ref());
+            let info = d.to_string();
+            let info = [info.as_bytes()];
+            let mut want = [0u8; KEY_LEN];
+            prk.expand(&info, Len).unwrap().fill(&mut want).unwrap();
+            assert_eq!(k.domain_key(&d).expose_bytes(), &want, "{d}");
+        }
+    }
+
+    #[test]
+    fn project_key_id_is_the_key_id_construction_under_the_project_key() {
+        let k = MasterKey::from_bytes([9u8; 32]);
+        let pk = k.domain_key(&Domain::project("p1").unwrap());
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, pk.expose_bytes()),
+            b"dhub key id",
+        );
+        let mut id = [0u8; 16];
+        hex_into(&tag.as_ref()[..8], &mut id);
+        assert_eq!(project_key_id(&k, "p1").unwrap().as_str().as_bytes(), &id);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use arrow_array::{Array, ArrayRef, StringArray};
 use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use ring::hmac;
 
+use crate::domain::Domain;
 use crate::error::{Reason, RuleError};
 use crate::key::{DomainKey, MasterKey, hex_into};
 use crate::nhs;
@@ -165,64 +166,43 @@ pub fn normalise_id(raw: &str, format: IdFormat) -> Result<Option<String>, Reaso
 /// assert!(p.pseudonym("9434765918", IdFormat::NhsNumber).is_err());
 /// ```
 pub struct Pseudonymiser {
-    domain: String,
+    domain: Domain,
     key: hmac::Key,
 }
 
 impl fmt::Debug for Pseudonymiser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pseudonymiser")
-            .field("domain", &self.domain)
+            .field("domain", &self.domain.to_string())
             .finish_non_exhaustive()
-    }
-}
-
-/// Checks an entity or project name: 1–64 characters of `a-z`, `0-9`, `_`, `-`, `.`.
-pub fn validate_name(kind: &'static str, name: &str) -> Result<(), RuleError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RuleError::BadParameter {
-            rule: "pseudonymise",
-            message: format!(
-                "{kind} name `{name}` is not valid: use 1-64 characters of a-z, 0-9, `_`, `-`, `.`"
-            ),
-        })
     }
 }
 
 impl Pseudonymiser {
     /// The pseudonymiser of `entity`, keyed with `K("pseudonym:<entity>")`.
     pub fn new(master: &MasterKey, entity: &str) -> Result<Self, RuleError> {
-        validate_name("entity", entity)?;
         Ok(Self::from_domain_key(
-            &master.domain_key(&format!("pseudonym:{entity}")),
+            &master.domain_key(&Domain::pseudonym(entity)?),
         ))
     }
 
     /// The project re-keying pseudonymiser, keyed with `K("project:<id>")`.
     pub fn for_project(master: &MasterKey, project: &str) -> Result<Self, RuleError> {
-        validate_name("project", project)?;
         Ok(Self::from_domain_key(
-            &master.domain_key(&format!("project:{project}")),
+            &master.domain_key(&Domain::project(project)?),
         ))
     }
 
     /// A pseudonymiser over any domain key.
     pub fn from_domain_key(key: &DomainKey) -> Self {
         Self {
-            domain: key.domain().to_owned(),
+            domain: key.domain().clone(),
             key: key.hmac_key(),
         }
     }
 
     /// The domain this pseudonymiser is keyed for.
-    pub fn domain(&self) -> &str {
+    pub fn domain(&self) -> &Domain {
         &self.domain
     }
 

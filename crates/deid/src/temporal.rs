@@ -1,11 +1,11 @@
 //! Date rules: `date_shift`, `truncate_date`, `age_band`, and the ISO date parser they
-//! share for text columns.
+//! share for text columns. The per-person shifts `date_shift` applies are keyed, and
+//! made in [`crate::shift`].
 //!
 //! Dates are handled as days since 1970-01-01 (Arrow's Date32) and date-times as UTC
 //! instants. Text values must be `YYYY-MM-DD` or `YYYY-MM-DD[T ]HH:MM[:SS[.fff…]]`
 //! with an optional `Z` or `±hh[:]mm` offset (no offset means UTC).
 
-use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -15,16 +15,13 @@ use arrow_array::types::{
     TimestampNanosecondType, TimestampSecondType,
 };
 use arrow_array::{
-    Array, ArrayRef, Date32Array, Int32Array, PrimitiveArray, StringArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, Date32Array, Int32Array, PrimitiveArray, TimestampMicrosecondArray,
 };
 use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_schema::{DataType, TimeUnit};
 use chrono::{Datelike, NaiveDate};
-use ring::hmac;
 
 use crate::error::{Reason, RuleError};
-use crate::key::MasterKey;
 use crate::rules::{RowFailure, RuleOutput, visit_strings};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -492,70 +489,7 @@ pub fn truncate_date_floored(
     Ok(RuleOutput { array, failures })
 }
 
-/// Per-person date shifts: a whole number of days in `[-range, +range]`, taken from
-/// `HMAC-SHA256(K("date-shift"), person pseudonym)`: the first 8 bytes of the tag as a
-/// big-endian unsigned integer `v`, shift = `v mod (2·range + 1) − range`. The same
-/// person gets the same shift for every date, in every table and run.
-pub struct DateShifter {
-    key: hmac::Key,
-    range: u32,
-}
-
-impl fmt::Debug for DateShifter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DateShifter")
-            .field("range", &self.range)
-            .finish_non_exhaustive()
-    }
-}
-
-impl DateShifter {
-    /// Largest supported range, in days (about 27 years).
-    pub const MAX_RANGE: u32 = 10_000;
-
-    /// A shifter over `[-range, +range]` days, keyed with `K("date-shift")`.
-    pub fn new(master: &MasterKey, range: u32) -> Result<Self, RuleError> {
-        if range == 0 || range > Self::MAX_RANGE {
-            return Err(RuleError::BadParameter {
-                rule: "date_shift",
-                message: format!(
-                    "range must be between 1 and {} days, got {range}",
-                    Self::MAX_RANGE
-                ),
-            });
-        }
-        Ok(Self {
-            key: master.domain_key("date-shift").hmac_key(),
-            range,
-        })
-    }
-
-    /// The range in days.
-    pub fn range(&self) -> u32 {
-        self.range
-    }
-
-    /// The shift in days of the person with this pseudonym (its 32 hex characters).
-    pub fn shift_days(&self, person_pseudonym: &str) -> i32 {
-        let tag = hmac::sign(&self.key, person_pseudonym.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&tag.as_ref()[..8]);
-        let v = u64::from_be_bytes(first);
-        let span = 2 * u64::from(self.range) + 1;
-        // v % span <= 2 * MAX_RANGE, which fits i32.
-        (v % span) as i32 - self.range as i32
-    }
-
-    /// Per-row shifts for a column of person pseudonyms (`None` where it is null).
-    pub fn shifts(&self, persons: &StringArray) -> Vec<Option<i32>> {
-        persons
-            .iter()
-            .map(|p| p.map(|p| self.shift_days(p)))
-            .collect()
-    }
-}
-
-/// `date_shift`: moves every value by its row's shift (see [`DateShifter`]). Date32,
+/// `date_shift`: moves every value by its row's shift (see [`DateShifter`](crate::DateShifter)). Date32,
 /// Date64 and Timestamp columns keep their type and time of day; text is parsed as
 /// `text` says. A non-null value whose row has no shift (no person) fails with
 /// [`Reason::NoPerson`].
@@ -821,6 +755,8 @@ pub fn age_band(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{DateShifter, MasterKey};
+    use arrow_array::StringArray;
     use arrow_array::types::Int32Type;
 
     #[test]
@@ -1007,20 +943,6 @@ mod tests {
         assert!(o.array.is_null(1));
         assert!(date_shift(&txt, &shifts[..2], TextDates::Date).is_err());
         assert!(DateShifter::new(&key, 0).is_err());
-    }
-
-    #[test]
-    fn shifts_spread_over_the_whole_range() {
-        let key = MasterKey::from_bytes([9u8; 32]);
-        let s = DateShifter::new(&key, 3).unwrap();
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..500 {
-            seen.insert(s.shift_days(&format!("{i:032x}")));
-        }
-        assert_eq!(
-            seen.into_iter().collect::<Vec<_>>(),
-            vec![-3, -2, -1, 0, 1, 2, 3]
-        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use arrow_array::cast::AsArray;
 use arrow_array::{Array, StringArray};
-use dhub_deid::{DateShifter, IdFormat, MasterKey, Pseudonymiser, Reason};
+use dhub_deid::{DateShifter, Domain, IdFormat, MasterKey, Pseudonymiser, Reason};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -58,7 +58,7 @@ fn key_id_and_domain_keys() {
     let domains = v["domain_keys"].as_object().unwrap();
     assert!(domains.len() >= 8);
     for (domain, expected) in domains {
-        let dk = key.domain_key(domain);
+        let dk = key.domain_key(&domain.parse::<Domain>().unwrap());
         assert_eq!(
             dk.expose_bytes().to_vec(),
             hex(expected.as_str().unwrap()),

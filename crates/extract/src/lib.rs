@@ -31,8 +31,7 @@ pub mod spec;
 pub use error::{ExtractError, Result};
 pub use manifest::{Manifest, ManifestFile, Verified, verify_dir};
 pub use run::{
-    RunInput, RunOutput, check_request, extract_dir, is_pseudonym, project_key_id,
-    project_pseudonymiser, run,
+    RunInput, RunOutput, check_request, extract_dir, is_pseudonym, project_pseudonymiser, run,
 };
 pub use signing::SigningKey;
 pub use spec::{ExtractSpec, Format, LoadedSpec, sha256_hex};

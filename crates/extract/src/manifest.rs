@@ -97,7 +97,7 @@ pub struct Manifest {
     /// The master key id the research pseudonyms were made under.
     pub key_id: String,
     /// Id of the project key `K("project:<id>")` the ids were re-keyed with (first 8
-    /// bytes, hex, of HMAC-SHA256 under it of "dhub key id").
+    /// bytes, hex, of HMAC-SHA256 under it of "dhub key id"; [`dhub_deid::project_key_id`]).
     pub project_key_id: String,
     /// Who requested the extract.
     pub requested_by: String,

@@ -59,14 +59,6 @@ pub fn project_pseudonymiser(master: &MasterKey, project: &str) -> Result<Pseudo
     })
 }
 
-/// The project key id: first 8 bytes, hex, of HMAC-SHA256 under `K("project:<id>")` of
-/// "dhub key id" (the same construction as the master key id).
-pub fn project_key_id(master: &MasterKey, project: &str) -> Result<String> {
-    let p = project_pseudonymiser(master, project)?;
-    let tag = p.pseudonym_of_normalised(dhub_deid::KEY_ID_MESSAGE);
-    Ok(String::from_utf8_lossy(&tag[..16]).into_owned())
-}
-
 /// Whether `v` looks like a research pseudonym: 32 lowercase hex characters.
 pub fn is_pseudonym(v: &str) -> bool {
     v.len() == 32 && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -596,7 +588,12 @@ pub async fn run(input: RunInput<'_>, on_rows: &(dyn Fn(u64, u64) + Sync)) -> Re
         release: input.scope.release.clone(),
         release_tables: input.scope.tables.clone(),
         key_id: input.master.key_id().to_string(),
-        project_key_id: project_key_id(input.master, &x.project)?,
+        project_key_id: dhub_deid::project_key_id(input.master, &x.project)
+            .map_err(|e| ExtractError::Spec {
+                path: Default::default(),
+                message: e.to_string(),
+            })?
+            .to_string(),
         requested_by: x.requested_by.clone(),
         requested_at: fmt_ts(Some(x.requested)),
         approved_by: x.approved_by.clone().unwrap_or_default(),

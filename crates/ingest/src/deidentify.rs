@@ -6,17 +6,17 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, new_null_array};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use dhub_deid::temporal::{self, AgeAt};
-use dhub_deid::{DateShifter, Pseudonymiser, RowFailure, RuleOutput};
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use dhub_deid::rules::keep::TypedInput;
+use dhub_deid::{
+    CachedPseudonymiser, DateShifter, Pseudonymiser, RowFailure, RuleInputs, RuleOutput,
+};
 
-use crate::cache::CachedPseudonymiser;
 use crate::error::IngestError;
 use crate::optout::OptOuts;
 use crate::quarantine::QuarantinedRow;
 use crate::spec::{OutType, Rule, TableSpec};
-use crate::typed::TypedInput;
 
 /// Source columns of one batch, with the line numbers and raw lines of its rows.
 #[derive(Debug)]
@@ -285,7 +285,7 @@ impl TablePlan {
                 }
             }
             if let Some(s) = &self.shifter {
-                shifts = Some(shift_per_row(s, ps));
+                shifts = Some(s.shifts_memoised(ps));
             }
             arrays[pi] = Some(out.array);
         }
@@ -391,187 +391,15 @@ impl TablePlan {
         sb: &SourceBatch,
         shifts: Option<&[Option<i32>]>,
     ) -> Result<RuleOutput, IngestError> {
-        let rule = self.outputs[ci].rule.clone();
-        let res = match &rule {
-            Rule::Keep(t) => Ok(convert(input, *t)),
-            Rule::Drop => Ok(RuleOutput::ok(new_null_array(&DataType::Utf8, input.len()))),
-            Rule::Pseudonymise { .. } => match self.outputs[ci].pseudonymiser.as_mut() {
-                Some(p) => p.pseudonymise(input),
-                None => Err(dhub_deid::RuleError::BadParameter {
-                    rule: "pseudonymise",
-                    message: "no key for this entity".into(),
-                }),
-            },
-            Rule::DateShift(text) => {
-                let empty;
-                let s = match shifts {
-                    Some(s) => s,
-                    None => {
-                        empty = vec![None; input.len()];
-                        &empty
-                    }
-                };
-                // normalise typed inputs to the output type first
-                temporal::date_shift(input, s, *text).map(|o| {
-                    let t = match text {
-                        temporal::TextDates::Date => OutType::Date,
-                        temporal::TextDates::Timestamp => OutType::Timestamp,
-                    };
-                    cast_output(o, t)
-                })
-            }
-            Rule::TruncateDate(unit, out, floor) => {
-                temporal::truncate_date_floored(input, *unit, *out, *floor)
-            }
-            Rule::AgeBand {
-                at_date,
-                width,
-                top,
-                ..
-            } => {
-                let at = match (self.outputs[ci].at_input, at_date) {
-                    (Some(a), _) => AgeAt::Column(sb.columns[a].as_ref()),
-                    (None, Some(d)) => AgeAt::Date(*d),
-                    (None, None) => AgeAt::Date(0),
-                };
-                temporal::age_band(input, at, *width, *top)
-            }
-            Rule::GeneralisePostcode(level) => dhub_deid::geo::generalise_postcode(input, *level),
-            Rule::Zip3 => dhub_deid::geo::zip3(input),
-            Rule::Round(base, t) => {
-                dhub_deid::rules::round(input, *base).map(|o| cast_output(o, *t))
-            }
-            Rule::TopCode(max, t) => {
-                dhub_deid::rules::top_code(input, *max).map(|o| cast_output(o, *t))
-            }
-            Rule::Redact(t) => Ok(RuleOutput::ok(new_null_array(&t.arrow(), input.len()))),
-            Rule::Map(table, default) => dhub_deid::rules::map(input, table, default.as_deref()),
+        let col = &mut self.outputs[ci];
+        let with = RuleInputs {
+            pseudonymiser: col.pseudonymiser.as_mut(),
+            shifts,
+            at_column: col.at_input.map(|a| sb.columns[a].as_ref()),
         };
+        let res = col.rule.apply(input, with);
         res.map_err(|e| self.rule_err(&self.outputs[ci], e))
     }
-}
-
-/// Per-row shifts, computing each person's shift once per batch.
-fn shift_per_row(s: &DateShifter, ps: &StringArray) -> Vec<Option<i32>> {
-    let mut memo: HashMap<&str, i32> = HashMap::new();
-    ps.iter()
-        .map(|p| p.map(|p| *memo.entry(p).or_insert_with(|| s.shift_days(p))))
-        .collect()
-}
-
-/// Casts a rule's output to the declared type (a numeric rule over text gives Float64).
-fn cast_output(mut o: RuleOutput, t: OutType) -> RuleOutput {
-    let target = t.arrow();
-    if o.array.data_type() != &target
-        && let Ok(a) = arrow_cast::cast(&o.array, &target)
-    {
-        o.array = a;
-    }
-    o
-}
-
-/// `keep` with a declared type: converts the input, reporting rows that do not convert.
-pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
-    let n = input.len();
-    let is_text = matches!(
-        input.data_type(),
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
-    );
-    let mut failures = Vec::new();
-    let target = t.arrow();
-    if input.data_type() == &target {
-        return RuleOutput::ok(arrow_array::make_array(input.to_data()));
-    }
-    // text to numbers and timestamps in one pass (the common case of a CSV source)
-    if let Some(s) = input.as_string_opt::<i32>()
-        && let Some((array, failures)) = crate::typed::convert_text(s, t)
-    {
-        return RuleOutput { array, failures };
-    }
-    let array: ArrayRef = match (t, is_text) {
-        (OutType::Date, true) => {
-            let (days, f) = temporal::days_of(input, "keep").unwrap_or((vec![None; n], Vec::new()));
-            failures = f;
-            Arc::new(arrow_array::Date32Array::from(days))
-        }
-        (OutType::Timestamp, true) => {
-            let strings = arrow_cast::cast(input, &DataType::Utf8)
-                .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
-            let s = strings.as_string::<i32>();
-            let mut v = Vec::with_capacity(n);
-            for (i, x) in s.iter().enumerate() {
-                v.push(match x.map(str::trim).filter(|x| !x.is_empty()) {
-                    None => None,
-                    Some(x) => match temporal::parse_temporal(x) {
-                        Some(t) => Some(t.micros()),
-                        None => {
-                            failures.push(RowFailure {
-                                row: i,
-                                rule: "keep",
-                                reason: dhub_deid::Reason::UnparseableDate,
-                            });
-                            None
-                        }
-                    },
-                });
-            }
-            Arc::new(arrow_array::TimestampMicrosecondArray::from(v).with_timezone("UTC"))
-        }
-        _ => {
-            let target = match t {
-                OutType::Timestamp => {
-                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
-                }
-                _ => target,
-            };
-            let opts = arrow_cast::CastOptions {
-                safe: true,
-                ..Default::default()
-            };
-            // text: blank means null, and surrounding white space is ignored
-            let trimmed: ArrayRef;
-            let src: &dyn Array = if is_text {
-                let s = arrow_cast::cast(input, &DataType::Utf8)
-                    .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
-                let t: StringArray = s
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
-                    .collect();
-                trimmed = Arc::new(t);
-                trimmed.as_ref()
-            } else {
-                input
-            };
-            match arrow_cast::cast_with_options(src, &target, &opts) {
-                Ok(out) => {
-                    for i in 0..n {
-                        if src.is_valid(i) && out.is_null(i) {
-                            failures.push(RowFailure {
-                                row: i,
-                                rule: "keep",
-                                reason: dhub_deid::Reason::NotANumber,
-                            });
-                        }
-                    }
-                    out
-                }
-                Err(_) => {
-                    for i in 0..n {
-                        if src.is_valid(i) {
-                            failures.push(RowFailure {
-                                row: i,
-                                rule: "keep",
-                                reason: dhub_deid::Reason::NotANumber,
-                            });
-                        }
-                    }
-                    new_null_array(&target, n)
-                }
-            }
-        }
-    };
-    RuleOutput { array, failures }
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@
 //! | `redact` | `type` | null |
 //! | `map` | `values` = { from = "to", … } (required), `default` | looked-up value; unmapped without a default is quarantined |
 //!
+//! This crate parses the table above into [`Rule`]s; what each rule does to a column,
+//! and every key it uses, is `dhub-deid`'s ([`dhub_deid::rules`], [`Rule::apply`]).
+//!
 //! Any rule but `drop` also takes `redact_when = { COLUMN = ["value", …] }`: the output
 //! is null in rows where that source column holds one of the values. Use it where one
 //! column says what another holds, such as a survey answer column whose question asks
@@ -94,7 +97,8 @@
 //! the batches holding it are written. A line is split by a structural scan: delimiters,
 //! quotes and line feeds of 64 bytes at a time as a bit mask (SSE2 on x86_64), and a
 //! line that is all ASCII needs no UTF-8 check. A column kept as a number or a timestamp
-//! and used by no other rule is parsed by the reading thread straight from its fields
+//! and used by no other rule is parsed by the reading thread straight from its fields,
+//! by the conversion the `keep` rule makes ([`dhub_deid::rules::keep::TypedCol`])
 //! (its failures still go to the quarantine as `keep` failures), and so is a column
 //! that only `truncate_date` rules read, as the day of each value (its failures are
 //! `truncate_date` failures, as the rule reports them from text). Plain decimals and
@@ -102,7 +106,7 @@
 //! and digits checked a word at a time); other shapes take the full parsers.
 //! Identifier columns whose value repeats from one row to the next (event tables
 //! grouped by patient) reuse the previous pseudonym; other repeats are remembered per
-//! column (see `cache`), and a column whose values only ever repeat in runs keeps no
+//! column (see [`dhub_deid::CachedPseudonymiser`]), and a column whose values only ever repeat in runs keeps no
 //! table of them.
 //!
 //! ## Parquet settings
@@ -125,7 +129,6 @@
 //! `<quarantine>/<pipeline>/<run id>/<table>.csv` with `file,line,column,rule,reason,raw`.
 //! It holds identifiable raw lines: it is never inside the research store (checked).
 
-mod cache;
 mod csv;
 mod deidentify;
 mod error;
@@ -135,7 +138,6 @@ mod report;
 mod run;
 mod source;
 mod spec;
-mod typed;
 mod worker;
 
 pub use csv::{CsvReader, LineError, Record};

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_buffer::{Buffer, NullBufferBuilder, OffsetBuffer, ScalarBuffer};
+use dhub_deid::rules::keep::{TypedCol, TypedInput};
 use tokio::sync::mpsc;
 
 use crate::csv::{CsvReader, Record};
 use crate::deidentify::{Processed, RawRows, SourceBatch, TablePlan};
 use crate::error::IngestError;
 use crate::quarantine::QuarantinedRow;
-use crate::typed::{TypedCol, TypedInput};
 
 /// What the worker sends to the writer.
 #[derive(Debug)]

@@ -1,22 +1,25 @@
-//! Text into typed columns (`keep` with a declared number or timestamp type, and the
-//! days of `truncate_date`'s input), one value at a time, by the reading thread from a
-//! line's fields or from a text column: the same [`TypedCol`] either way. Surrounding
-//! white space is ignored, blank means null, and a value that does not convert is a row
-//! failure, never a silent null.
+//! The `keep` rule with a declared type ([`convert`]), and text into typed columns
+//! (`keep` with a declared number or timestamp type, and the days of `truncate_date`'s
+//! input), one value at a time, by an ingest's reading thread from a line's fields or
+//! from a text column: the same [`TypedCol`] either way. Surrounding white space is
+//! ignored, blank means null, and a value that does not convert is a row failure,
+//! never a silent null.
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{
     Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, new_null_array,
 };
 use arrow_buffer::{NullBufferBuilder, ScalarBuffer};
 use arrow_cast::parse::Parser;
-use dhub_deid::temporal::{self, Temporal};
-use dhub_deid::{Reason, RowFailure};
+use arrow_schema::{DataType, TimeUnit};
 
-use crate::spec::OutType;
+use crate::error::Reason;
+use crate::rules::{OutType, RowFailure, RuleOutput};
+use crate::temporal::{self, Temporal};
 
 /// A value without its surrounding white space; most values have none.
 #[inline]
@@ -40,7 +43,7 @@ fn parse_float(s: &str) -> Option<f64> {
 /// it, and the rows that do not convert are kept as failures of the rule that reads it,
 /// exactly as that rule would report them from the text column.
 #[derive(Debug)]
-pub(crate) struct TypedCol {
+pub struct TypedCol {
     values: TypedValues,
     /// The rule a value that does not convert fails.
     rule: &'static str,
@@ -71,10 +74,10 @@ impl TypedValues {
     }
 }
 
-/// How the reading thread builds an input column that only typed rules read (see
-/// [`crate::deidentify::TablePlan::input_kinds`]).
+/// How a reading thread builds an input column that only typed rules read (an ingest
+/// decides which inputs qualify).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TypedInput {
+pub enum TypedInput {
     /// `keep` with a declared type (Float64, Int64, Int32 or Timestamp): the output
     /// column itself.
     Keep(OutType),
@@ -86,7 +89,7 @@ pub(crate) enum TypedInput {
 impl TypedCol {
     /// A builder for `kind` (`None` for a `keep` type other than Float64, Int64, Int32
     /// or Timestamp).
-    pub(crate) fn new(kind: TypedInput, cap: usize) -> Option<Self> {
+    pub fn new(kind: TypedInput, cap: usize) -> Option<Self> {
         let (values, rule) = match kind {
             TypedInput::Keep(t) => (
                 match t {
@@ -111,7 +114,7 @@ impl TypedCol {
 
     /// Appends one field (bytes of a line that is valid UTF-8, cut at ASCII delimiters).
     #[inline]
-    pub(crate) fn push(&mut self, field: &[u8]) {
+    pub fn push(&mut self, field: &[u8]) {
         // the common shapes straight from the bytes (plain decimals, ISO dates and
         // instants without surrounding white space); anything else through the text path
         let fast = match (&mut self.values, field) {
@@ -138,7 +141,7 @@ impl TypedCol {
     /// Appends one value: surrounding white space ignored, blank is null, a value that
     /// does not convert is a failure (and null).
     #[inline]
-    pub(crate) fn push_text(&mut self, text: &str) {
+    pub fn push_text(&mut self, text: &str) {
         let text = trimmed(text);
         if text.is_empty() {
             return self.push_null();
@@ -174,7 +177,7 @@ impl TypedCol {
     }
 
     /// Appends a null.
-    pub(crate) fn push_null(&mut self) {
+    pub fn push_null(&mut self) {
         match &mut self.values {
             TypedValues::Float64(v) => v.push(0.0),
             TypedValues::Int64(v) | TypedValues::Timestamp(v) => v.push(0),
@@ -186,7 +189,7 @@ impl TypedCol {
 
     /// The column so far and its failures (row numbers from the last `finish`); the
     /// builder starts over, sized for as many rows.
-    pub(crate) fn finish(&mut self) -> (ArrayRef, Vec<RowFailure>) {
+    pub fn finish(&mut self) -> (ArrayRef, Vec<RowFailure>) {
         self.build(self.rows)
     }
 
@@ -273,13 +276,115 @@ pub(crate) fn convert_text(input: &StringArray, t: OutType) -> Option<(ArrayRef,
     Some(col.build(0))
 }
 
+/// `keep` with a declared type: converts the input, reporting rows that do not convert.
+pub fn convert(input: &dyn Array, t: OutType) -> RuleOutput {
+    let n = input.len();
+    let is_text = matches!(
+        input.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    );
+    let mut failures = Vec::new();
+    let target = t.arrow();
+    if input.data_type() == &target {
+        return RuleOutput::ok(arrow_array::make_array(input.to_data()));
+    }
+    // text to numbers and timestamps in one pass (the common case of a CSV source)
+    if let Some(s) = input.as_string_opt::<i32>()
+        && let Some((array, failures)) = convert_text(s, t)
+    {
+        return RuleOutput { array, failures };
+    }
+    let array: ArrayRef = match (t, is_text) {
+        (OutType::Date, true) => {
+            let (days, f) = temporal::days_of(input, "keep").unwrap_or((vec![None; n], Vec::new()));
+            failures = f;
+            Arc::new(arrow_array::Date32Array::from(days))
+        }
+        (OutType::Timestamp, true) => {
+            let strings = arrow_cast::cast(input, &DataType::Utf8)
+                .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
+            let s = strings.as_string::<i32>();
+            let mut v = Vec::with_capacity(n);
+            for (i, x) in s.iter().enumerate() {
+                v.push(match x.map(str::trim).filter(|x| !x.is_empty()) {
+                    None => None,
+                    Some(x) => match temporal::parse_temporal(x) {
+                        Some(t) => Some(t.micros()),
+                        None => {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: Reason::UnparseableDate,
+                            });
+                            None
+                        }
+                    },
+                });
+            }
+            Arc::new(arrow_array::TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+        }
+        _ => {
+            let target = match t {
+                OutType::Timestamp => {
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                }
+                _ => target,
+            };
+            let opts = arrow_cast::CastOptions {
+                safe: true,
+                ..Default::default()
+            };
+            // text: blank means null, and surrounding white space is ignored
+            let trimmed: ArrayRef;
+            let src: &dyn Array = if is_text {
+                let s = arrow_cast::cast(input, &DataType::Utf8)
+                    .unwrap_or_else(|_| new_null_array(&DataType::Utf8, n));
+                let t: StringArray = s
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(str::trim).filter(|v| !v.is_empty()))
+                    .collect();
+                trimmed = Arc::new(t);
+                trimmed.as_ref()
+            } else {
+                input
+            };
+            match arrow_cast::cast_with_options(src, &target, &opts) {
+                Ok(out) => {
+                    for i in 0..n {
+                        if src.is_valid(i) && out.is_null(i) {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: Reason::NotANumber,
+                            });
+                        }
+                    }
+                    out
+                }
+                Err(_) => {
+                    for i in 0..n {
+                        if src.is_valid(i) {
+                            failures.push(RowFailure {
+                                row: i,
+                                rule: "keep",
+                                reason: Reason::NotANumber,
+                            });
+                        }
+                    }
+                    new_null_array(&target, n)
+                }
+            }
+        }
+    };
+    RuleOutput { array, failures }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use arrow_array::StringViewArray;
-    use arrow_array::cast::AsArray;
     use arrow_array::types::TimestampMicrosecondType;
-    use dhub_deid::RuleOutput;
 
     #[test]
     fn plain_decimals_match_the_full_parser() {
@@ -441,7 +546,7 @@ mod tests {
                 let RuleOutput {
                     array: want,
                     failures: want_failures,
-                } = crate::deidentify::convert(view.as_ref(), t);
+                } = convert(view.as_ref(), t);
                 assert_eq!(got.as_ref(), want.as_ref(), "{t:?}");
                 let rows =
                     |f: &[RowFailure]| f.iter().map(|f| (f.row, f.reason)).collect::<Vec<_>>();

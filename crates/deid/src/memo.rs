@@ -1,4 +1,5 @@
-//! Pseudonymising with a per-column memo: most identifier columns of event tables
+//! Pseudonymising a column with a memo ([`CachedPseudonymiser`], what the
+//! `pseudonymise` rule runs): most identifier columns of event tables
 //! (patient, provider, organisation, payer) repeat a few values many times, so each
 //! distinct value is hashed once. A column whose values rarely repeat (a table's own
 //! row ids) turns the memo off after a sample, so it costs nothing there.
@@ -6,8 +7,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::error::RuleError;
+use crate::pseudonym::{IdFormat, MemoResult, Pseudonymiser};
+use crate::rules::RuleOutput;
 use arrow_array::Array;
-use dhub_deid::{IdFormat, MemoResult, Pseudonymiser, RuleError, RuleOutput};
 
 /// Distinct values remembered per column before the memo is cleared.
 const MAX_ENTRIES: usize = 1 << 18;
@@ -212,8 +215,8 @@ impl CachedPseudonymiser {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MasterKey;
     use arrow_array::StringArray;
-    use dhub_deid::MasterKey;
 
     #[test]
     fn inline_keys_and_same_agree_with_byte_equality() {

@@ -1,24 +1,5 @@
-//! Column rules over Arrow arrays, and what they report.
-//!
-//! Every rule takes a column and returns a new column of the same length plus the rows
-//! it could not handle ([`RuleOutput::failures`]). A failed row's output is null and
-//! its reason says why, without the value, so the ingest can quarantine the row. A rule
-//! never passes a value it cannot handle through unchanged. Null in, null out.
-//!
-//! | rule | function |
-//! | --- | --- |
-//! | `keep` | the column as it is |
-//! | `drop` | the column is not written (the caller leaves it out) |
-//! | `pseudonymise` | [`Pseudonymiser::pseudonymise`](crate::Pseudonymiser::pseudonymise) |
-//! | `date_shift` | [`date_shift`](crate::temporal::date_shift) |
-//! | `truncate_date` | [`truncate_date`](crate::temporal::truncate_date) |
-//! | `age_band` | [`age_band`](crate::temporal::age_band) |
-//! | `generalise_postcode` | [`generalise_postcode`](crate::geo::generalise_postcode) |
-//! | `zip3` | [`zip3`](crate::geo::zip3) |
-//! | `round` | [`round`] |
-//! | `top_code` | [`top_code`] |
-//! | `redact` | [`redact`] |
-//! | `map` | [`map`] |
+//! The rules without a module of their own: `redact`, `map`, `round` and `top_code`,
+//! and the visitor over text and integer columns that several rules share.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,47 +10,11 @@ use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, Float64Array, PrimitiveArray, new_null_array};
+use arrow_array::{Array, Float64Array, PrimitiveArray, new_null_array};
 use arrow_schema::DataType;
 
 use crate::error::{Reason, RuleError};
-
-/// One row a rule could not handle. Holds the row index within the batch and the
-/// reason, never the value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RowFailure {
-    /// Row index within the array (0-based).
-    pub row: usize,
-    /// The rule that failed.
-    pub rule: &'static str,
-    /// Why.
-    pub reason: Reason,
-}
-
-impl RowFailure {
-    pub(crate) fn new(row: usize, rule: &'static str, reason: Reason) -> Self {
-        Self { row, rule, reason }
-    }
-}
-
-/// A rule's result: the new column and the rows that failed (null in the column).
-#[derive(Debug, Clone)]
-pub struct RuleOutput {
-    /// The de-identified column, as long as the input.
-    pub array: ArrayRef,
-    /// Rows the rule could not handle, in row order.
-    pub failures: Vec<RowFailure>,
-}
-
-impl RuleOutput {
-    /// A result without failures.
-    pub fn ok(array: ArrayRef) -> Self {
-        Self {
-            array,
-            failures: Vec::new(),
-        }
-    }
-}
+use crate::rules::{RowFailure, RuleOutput};
 
 const STRING_TYPES_HINT: &str = "it takes text (Utf8, LargeUtf8, Utf8View) or integer columns";
 
