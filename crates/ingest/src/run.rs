@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use chrono::Utc;
 use dhub_deid::{DateShifter, MasterKey, Pseudonymiser};
-use dhub_store::{CommitTag, Location, Staged, Store, WriteOptions};
-use futures::StreamExt;
+use dhub_store::{CommitTag, Location, Staged, Store, TableWrite, WriteOptions};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::csv::{CsvReader, Record};
 use crate::deidentify::TablePlan;
@@ -18,7 +18,7 @@ use crate::error::IngestError;
 use crate::optout::OptOuts;
 use crate::quarantine::QuarantineWriter;
 use crate::report::{REPORT_FORMAT, RunReport, TableReport};
-use crate::source::SourceRoot;
+use crate::source::{ByteCounter, SourceRoot};
 use crate::spec::{Pipeline, Rule, SourceFormat, TableSpec};
 use crate::worker::{self, Counts, Msg, Sender};
 
@@ -348,6 +348,10 @@ pub async fn run(
     })
 }
 
+/// Reads, de-identifies and stages one table: its reader runs on a blocking thread
+/// ([`start_reader`]), batches and quarantined rows are written as they come
+/// ([`write_all`]), and the table is staged only when its counts reconcile and its
+/// reject rate is within the limit ([`check_counts`]).
 #[allow(clippy::too_many_arguments)]
 async fn ingest_table(
     pipeline: &Pipeline,
@@ -363,8 +367,8 @@ async fn ingest_table(
     progress: &dyn Progress,
 ) -> Result<(Staged, TableReport, Option<String>), IngestError> {
     let t0 = Instant::now();
-    let t = prep.spec;
-    let mut plan = TablePlan::new(&t, pseudonymisers, shifter, opt_outs);
+    let t = prep.spec.clone();
+    let plan = TablePlan::new(&t, pseudonymisers, shifter, opt_outs);
     let person = plan.person_column().map(str::to_owned);
     let pseudonym_columns = plan.pseudonym_columns();
     let mut writer = store
@@ -374,110 +378,24 @@ async fn ingest_table(
         QuarantineWriter::new(qloc.clone(), &pipeline.name, run_id, &t.name, &t.source);
     let total = source.size(&t.source).await?;
     progress.table_started(&t.name, total);
-    let (tx, mut rx) = mpsc::channel::<Msg>(worker::WRITER_QUEUE);
-    let batch_rows = pipeline.batch_rows;
-    let counter;
-    let worker: tokio::task::JoinHandle<Result<Counts, IngestError>> = match t.format {
-        SourceFormat::Csv => {
-            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
-            counter = Some(c);
-            // header position of each plan input
-            let header_index: Vec<usize> = plan
-                .inputs
-                .iter()
-                .map(|i| prep.cols.iter().position(|c| c == i).unwrap_or(0))
-                .collect();
-            let width = prep.cols.len();
-            let (d, q, m) = (t.delimiter, t.quote, t.multiline);
-            let size = (!t.gzip).then_some(total);
-            tokio::task::spawn_blocking(move || {
-                let out = Sender::new(tx);
-                worker::csv(
-                    reader,
-                    size,
-                    d,
-                    q,
-                    m,
-                    &header_index,
-                    width,
-                    &mut plan,
-                    batch_rows,
-                    &out,
-                )
-            })
-        }
-        SourceFormat::Ndjson => {
-            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
-            counter = Some(c);
-            let known = prep.known;
-            tokio::task::spawn_blocking(move || {
-                let out = Sender::new(tx);
-                worker::ndjson(reader, &known, &mut plan, batch_rows, &out)
-            })
-        }
-        SourceFormat::Parquet => {
-            counter = None;
-            let (os, path) = source.object(&t.source)?;
-            let name = t.source.clone();
-            let rt = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
-                let out = Sender::new(tx);
-                let reader = dhub_store::parquet_reader(os, path);
-                let mut stream = rt
-                    .block_on(async {
-                        parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
-                            .await?
-                            .with_batch_size(batch_rows)
-                            .build()
-                    })
-                    .map_err(|e| src_err(&name, format!("cannot read: {e}")))?;
-                let mut counts = Counts::default();
-                let mut row = 1u64;
-                while let Some(b) = rt.block_on(stream.next()) {
-                    let b =
-                        b.map_err(|e| src_err(&name, format!("read failed after row {row}: {e}")))?;
-                    let n = b.num_rows() as u64;
-                    worker::typed_batch(&b, row, &mut plan, &out, &mut counts)?;
-                    row += n;
-                }
-                Ok(counts)
-            })
-        }
+    let (tx, rx) = mpsc::channel::<Msg>(worker::WRITER_QUEUE);
+    let (worker, counter) =
+        start_reader(prep, source, plan, pipeline.batch_rows, total, tx).await?;
+    let mut sink = Sink {
+        writer: &mut writer,
+        quarantine: &mut quarantine,
+        write: &opts.write,
+        pseudonym_columns: &pseudonym_columns,
+        progress,
+        counter: counter.as_ref(),
+        table: &t.name,
     };
-    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-    let mut received = 0u64;
-    let result: Result<(), IngestError> = async {
-        while let Some(msg) = rx.recv().await {
-            match msg {
-                Msg::Batch(b) => {
-                    if received == 0 {
-                        writer.tune(&tuned(&opts.write, &b, &pseudonym_columns))?;
-                    }
-                    received += b.num_rows() as u64;
-                    writer.write(b).await?;
-                }
-                Msg::Quarantine(rows) => {
-                    for r in &rows {
-                        *reasons
-                            .entry(format!("{}: {}", r.rule, r.reason))
-                            .or_default() += 1;
-                    }
-                    quarantine.write(&rows).await?;
-                }
-            }
-            if let Some(c) = &counter {
-                progress.table_progress(&t.name, c.get());
-            }
-        }
-        Ok(())
-    }
-    .await;
-    drop(rx);
+    let written = write_all(rx, &mut sink).await;
     let counts = worker
         .await
         .map_err(|e| IngestError::Internal(format!("table worker: {e}")));
     let qfile = quarantine.finish().await;
-    result?;
+    let (received, reasons) = written?;
     let counts = counts??;
     let qfile = qfile?;
     let seconds = t0.elapsed().as_secs_f64();
@@ -497,8 +415,140 @@ async fn ingest_table(
         quarantine_reasons: reasons,
         quarantine_file: qfile,
     };
-    if !report.reconciles() || received != counts.written || writer.rows() != received {
+    let limit = opts.max_reject_rate.unwrap_or(t.max_reject_rate);
+    if let Err(e) = check_counts(&t, &report, &counts, writer.rows(), limit, qloc) {
         writer.abort();
+        return Err(e);
+    }
+    progress.table_finished(&t.name, &report);
+    let staged = writer.finish().await?;
+    Ok((staged, report, person))
+}
+
+/// The reading side of one table, started on a blocking thread: one worker function
+/// per source format ([`worker::csv`], [`worker::ndjson`], [`worker::parquet`]). Returns
+/// its handle and, for text sources, the counter of source bytes read (for progress).
+async fn start_reader(
+    prep: Prepared,
+    source: &SourceRoot,
+    mut plan: TablePlan,
+    batch_rows: usize,
+    total: u64,
+    tx: mpsc::Sender<Msg>,
+) -> Result<(Reader, Option<ByteCounter>), IngestError> {
+    let t = &prep.spec;
+    Ok(match t.format {
+        SourceFormat::Csv => {
+            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
+            // header position of each plan input
+            let header_index: Vec<usize> = plan
+                .inputs
+                .iter()
+                .map(|i| prep.cols.iter().position(|c| c == i).unwrap_or(0))
+                .collect();
+            let width = prep.cols.len();
+            let (d, q, m) = (t.delimiter, t.quote, t.multiline);
+            let size = (!t.gzip).then_some(total);
+            let handle = tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                worker::csv(
+                    reader,
+                    size,
+                    d,
+                    q,
+                    m,
+                    &header_index,
+                    width,
+                    &mut plan,
+                    batch_rows,
+                    &out,
+                )
+            });
+            (handle, Some(c))
+        }
+        SourceFormat::Ndjson => {
+            let (reader, c) = source.open_blocking(&t.source, t.gzip).await?;
+            let known = prep.known;
+            let handle = tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                worker::ndjson(reader, &known, &mut plan, batch_rows, &out)
+            });
+            (handle, Some(c))
+        }
+        SourceFormat::Parquet => {
+            let (os, path) = source.object(&t.source)?;
+            let name = t.source.clone();
+            let rt = tokio::runtime::Handle::current();
+            let handle = tokio::task::spawn_blocking(move || {
+                let out = Sender::new(tx);
+                worker::parquet(&rt, os, path, &name, &mut plan, batch_rows, &out)
+            });
+            (handle, None)
+        }
+    })
+}
+
+/// A table's reading thread: its counts when the source is read to the end.
+type Reader = JoinHandle<Result<Counts, IngestError>>;
+
+/// Where one table's de-identified batches and quarantined rows go.
+struct Sink<'a> {
+    writer: &'a mut TableWrite,
+    quarantine: &'a mut QuarantineWriter,
+    write: &'a WriteOptions,
+    pseudonym_columns: &'a HashSet<String>,
+    progress: &'a dyn Progress,
+    counter: Option<&'a ByteCounter>,
+    table: &'a str,
+}
+
+/// Writes every message of the reader until it is done: batches to the table (its
+/// Parquet settings tuned from the first), quarantined rows to the quarantine. Returns
+/// the rows written and the quarantine's count per `rule: reason`.
+async fn write_all(
+    mut rx: mpsc::Receiver<Msg>,
+    sink: &mut Sink<'_>,
+) -> Result<(u64, BTreeMap<String, u64>), IngestError> {
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut received = 0u64;
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            Msg::Batch(b) => {
+                if received == 0 {
+                    sink.writer
+                        .tune(&tuned(sink.write, &b, sink.pseudonym_columns))?;
+                }
+                received += b.num_rows() as u64;
+                sink.writer.write(b).await?;
+            }
+            Msg::Quarantine(rows) => {
+                for r in &rows {
+                    *reasons
+                        .entry(format!("{}: {}", r.rule, r.reason))
+                        .or_default() += 1;
+                }
+                sink.quarantine.write(&rows).await?;
+            }
+        }
+        if let Some(c) = sink.counter {
+            sink.progress.table_progress(sink.table, c.get());
+        }
+    }
+    Ok((received, reasons))
+}
+
+/// A table's counts must reconcile (`read = written + quarantined + opted_out`, and
+/// the writer holds every row sent) and its quarantined share stay within `limit`.
+fn check_counts(
+    t: &TableSpec,
+    report: &TableReport,
+    counts: &Counts,
+    writer_rows: u64,
+    limit: f64,
+    qloc: &Location,
+) -> Result<(), IngestError> {
+    let received = report.rows_written;
+    if !report.reconciles() || received != counts.written || writer_rows != received {
         return Err(IngestError::Reconciliation {
             table: t.name.clone(),
             read: counts.read,
@@ -507,14 +557,12 @@ async fn ingest_table(
             opted_out: counts.opted_out,
         });
     }
-    let limit = opts.max_reject_rate.unwrap_or(t.max_reject_rate);
     let share = if counts.read == 0 {
         0.0
     } else {
         counts.quarantined as f64 / counts.read as f64
     };
     if share > limit {
-        writer.abort();
         return Err(IngestError::TooManyRejects {
             table: t.name.clone(),
             read: counts.read,
@@ -527,9 +575,7 @@ async fn ingest_table(
                 .unwrap_or_else(|| qloc.url().to_string()),
         });
     }
-    progress.table_finished(&t.name, &report);
-    let staged = writer.finish().await?;
-    Ok((staged, report, person))
+    Ok(())
 }
 
 /// Parquet settings chosen from a table's first batch:

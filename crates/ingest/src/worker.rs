@@ -1,5 +1,6 @@
-//! The blocking side of a table's ingest: read the source, build batches of source
-//! columns, de-identify them, and hand batches and quarantined rows to the writer.
+//! The blocking side of a table's ingest: read the source ([`csv`], [`ndjson`],
+//! [`parquet`], one function per source format), build batches of source columns,
+//! de-identify them, and hand batches and quarantined rows to the writer.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -575,8 +576,44 @@ pub(crate) fn ndjson(
     })
 }
 
+/// Ingests a Parquet source: its typed columns go straight to the rules, rows numbered
+/// from 1 in file order. `name` is the source's name for messages; `rt` runs the
+/// object-store reads this blocking thread waits for.
+pub(crate) fn parquet(
+    rt: &tokio::runtime::Handle,
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+    name: &str,
+    plan: &mut TablePlan,
+    batch_rows: usize,
+    out: &Sender,
+) -> Result<Counts, IngestError> {
+    let src_err = |message: String| IngestError::Source {
+        source_name: name.to_owned(),
+        message,
+    };
+    let reader = dhub_store::parquet_reader(store, path);
+    let mut stream = rt
+        .block_on(async {
+            parquet::arrow::ParquetRecordBatchStreamBuilder::new(reader)
+                .await?
+                .with_batch_size(batch_rows)
+                .build()
+        })
+        .map_err(|e| src_err(format!("cannot read: {e}")))?;
+    let mut counts = Counts::default();
+    let mut row = 1u64;
+    while let Some(b) = rt.block_on(futures::StreamExt::next(&mut stream)) {
+        let b = b.map_err(|e| src_err(format!("read failed after row {row}: {e}")))?;
+        let n = b.num_rows() as u64;
+        typed_batch(&b, row, plan, out, &mut counts)?;
+        row += n;
+    }
+    Ok(counts)
+}
+
 /// De-identifies one batch of a typed (Parquet) source, rows numbered from `first_row`.
-pub(crate) fn typed_batch(
+fn typed_batch(
     batch: &RecordBatch,
     first_row: u64,
     plan: &mut TablePlan,
