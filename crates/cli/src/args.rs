@@ -1,9 +1,17 @@
 //! The command line, as clap derive structs. Global flags are shared by every command
-//! and each has an environment variable, so a deployment sets them once.
+//! and each has an environment variable, so a deployment sets them once; so has every
+//! limit of `dhub serve` ([`ServeLimits`]). A flag that more than one command takes
+//! with the same variable is one `Args` block flattened into each ([`Views`],
+//! [`Quarantine`]), so its variable is declared once. Options that take one of a fixed
+//! set of words are `ValueEnum`s ([`crate::choices`]).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::choices::{
+    IdFormatChoice, ModeChoice, SandboxChoice, SdcPreset, SuppressionChoice, SynthFormatChoice,
+};
 
 /// dhub: a de-identified health data hub.
 ///
@@ -147,14 +155,34 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "DHUB_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Directory of curated researcher views (*.sql).
-    #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
-    pub views: PathBuf,
+    /// The curated researcher views.
+    #[command(flatten)]
+    pub views: Views,
+    /// Landlock sandbox of the query workers.
+    #[arg(long, env = "DHUB_WORKER_SANDBOX", value_enum, default_value_t = SandboxChoice::Auto)]
+    pub worker_sandbox: SandboxChoice,
+    /// Write the bound address to this file once listening.
+    #[arg(long, hide = true)]
+    pub ready_file: Option<PathBuf>,
+    /// Bearer token that opens GET /metrics (without one, /metrics answers 404). Give
+    /// it in the environment, not on the command line, where `ps` shows it.
+    #[arg(long, env = "DHUB_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+    /// Workers, queue, per-query and connection limits.
+    #[command(flatten)]
+    pub limits: ServeLimits,
+}
+
+/// The limits of `dhub serve`, each with its environment variable: query workers and
+/// their queue, each query, client connections and failed authentications.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Limits")]
+pub struct ServeLimits {
     /// Query worker processes = queries running at once (more wait in the queue).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "DHUB_WORKERS", default_value_t = 4)]
     pub workers: usize,
     /// Queries one researcher may run at once (more wait in the queue).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "DHUB_PER_RESEARCHER", default_value_t = 2)]
     pub per_researcher: usize,
     /// Queries that may wait for a worker at once, server-wide; beyond it, 429 (0: none
     /// wait).
@@ -170,31 +198,24 @@ pub struct ServeArgs {
     #[arg(long, env = "DHUB_FLIGHT_ANSWER_TTL", default_value_t = 300)]
     pub flight_answer_ttl: u64,
     /// Time limit per query, seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, env = "DHUB_TIME_LIMIT", default_value_t = 60)]
     pub time_limit: u64,
     /// Memory the engine may track per query, MiB (sorts, joins, aggregates).
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, env = "DHUB_MEMORY_LIMIT", default_value_t = 1024)]
     pub memory_limit: usize,
     /// Memory limit of each query worker process (heap and stacks), MiB (0 = none).
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, env = "DHUB_WORKER_MEMORY", default_value_t = 8192)]
     pub worker_memory: u64,
     /// CPU seconds a query worker may spend on one request before the kernel kills it
     /// (RLIMIT_CPU; a backstop to --time-limit). Default: four times --time-limit.
     #[arg(long, env = "DHUB_WORKER_CPU_LIMIT")]
     pub worker_cpu_limit: Option<u64>,
-    /// Landlock sandbox of the query workers: auto (where the kernel supports it),
-    /// required (refuse to start without it) or off.
-    #[arg(long, env = "DHUB_WORKER_SANDBOX", default_value = "auto")]
-    pub worker_sandbox: dhub_query::sandbox::SandboxMode,
     /// Most rows in a result.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, env = "DHUB_MAX_ROWS", default_value_t = 1_000_000)]
     pub max_rows: usize,
     /// Most bytes in a result, MiB.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, env = "DHUB_MAX_BYTES", default_value_t = 512)]
     pub max_bytes: usize,
-    /// Write the bound address to this file once listening.
-    #[arg(long, hide = true)]
-    pub ready_file: Option<PathBuf>,
     /// Open client connections at once, both listeners together (capped at half the
     /// open-file limit); more are closed at once.
     #[arg(long, env = "DHUB_MAX_CONNECTIONS", default_value_t = 1024)]
@@ -217,10 +238,32 @@ pub struct ServeArgs {
     /// The window of --auth-failures, seconds.
     #[arg(long, env = "DHUB_AUTH_WINDOW", default_value_t = 60)]
     pub auth_window: u64,
-    /// Bearer token that opens GET /metrics (without one, /metrics answers 404). Give
-    /// it in the environment, not on the command line, where `ps` shows it.
-    #[arg(long, env = "DHUB_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+}
+
+/// `--views` (`DHUB_VIEWS`), declared once for every command that plans researcher SQL.
+#[derive(Debug, Clone, Args)]
+pub struct Views {
+    /// Directory of curated researcher views (*.sql) the SQL may use.
+    #[arg(
+        id = "views",
+        long = "views",
+        env = "DHUB_VIEWS",
+        default_value = "./sql/views"
+    )]
+    pub dir: PathBuf,
+}
+
+/// `--quarantine` (`DHUB_QUARANTINE`), declared once for every command that ingests.
+#[derive(Debug, Clone, Args)]
+pub struct Quarantine {
+    /// Quarantine area for rows that fail (identifiable: never inside the store).
+    #[arg(
+        id = "quarantine",
+        long = "quarantine",
+        env = "DHUB_QUARANTINE",
+        default_value = "file://./dhub-data/quarantine"
+    )]
+    pub url: String,
 }
 
 /// `dhub project …`
@@ -248,21 +291,20 @@ pub struct ProjectCreateArgs {
     /// Granted tables: `all` or a comma-separated list.
     #[arg(long)]
     pub tables: String,
-    /// aggregate (results under disclosure control) or record (row-level; needs --approved-by and --reason).
-    #[arg(long, default_value = "aggregate")]
-    pub mode: String,
-    /// Start from a preset output policy: uk-tre (ACRO/UK LLC: min cell 10, no rounding,
-    /// dominance 2/0.90, p-ratio 0.10) or opensafely (counts of 7 or fewer redacted: nulled
-    /// and flagged, rounding to 5, no dominance or p-ratio rule).
-    #[arg(long)]
-    pub sdc_preset: Option<String>,
+    /// Aggregate (results under disclosure control) or record (row-level; needs
+    /// --approved-by and --reason).
+    #[arg(long, value_enum, default_value_t = ModeChoice::Aggregate)]
+    pub mode: ModeChoice,
+    /// Start from a preset output policy (explicit flags win).
+    #[arg(long, value_enum)]
+    pub sdc_preset: Option<SdcPreset>,
     /// Smallest number of distinct persons a released group may have (default 10).
     #[arg(long)]
     pub min_cell: Option<u32>,
     /// A smaller group is removed (`remove`, default) or kept with its values nulled and
     /// flagged in a `dhub_suppressed` column (`null`; the opensafely preset's choice).
-    #[arg(long)]
-    pub suppression: Option<String>,
+    #[arg(long, value_enum)]
+    pub suppression: Option<SuppressionChoice>,
     /// Round counts to a multiple of N; 0 = no rounding (default 5).
     #[arg(long)]
     pub rounding: Option<u32>,
@@ -324,9 +366,9 @@ pub enum ExtractCommand {
         /// Who requests it.
         #[arg(long)]
         by: String,
-        /// Directory of curated views the query may use.
-        #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
-        views: PathBuf,
+        /// The curated researcher views.
+        #[command(flatten)]
+        views: Views,
     },
     /// Approve a pending extract (the approver must not be the requester).
     Approve {
@@ -340,11 +382,11 @@ pub enum ExtractCommand {
     Run {
         /// Extract id.
         id: String,
-        /// Directory of curated views the query may use.
-        #[arg(long, env = "DHUB_VIEWS", default_value = "./sql/views")]
-        views: PathBuf,
+        /// The curated researcher views.
+        #[command(flatten)]
+        views: Views,
         /// Memory the query engine may use, MiB (sorts, joins, aggregates).
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, env = "DHUB_EXTRACT_MEMORY_LIMIT", default_value_t = 512)]
         memory_limit: usize,
         /// Write a JSON report (manifest summary, seconds, peak RSS) here.
         #[arg(long)]
@@ -422,13 +464,9 @@ pub struct IngestArgs {
     /// Directory or object-store URL holding the spec's source files.
     #[arg(long, default_value = ".")]
     pub source: String,
-    /// Quarantine area for rows that fail (identifiable: never inside the store).
-    #[arg(
-        long,
-        env = "DHUB_QUARANTINE",
-        default_value = "file://./dhub-data/quarantine"
-    )]
-    pub quarantine: String,
+    /// Where rows that fail go.
+    #[command(flatten)]
+    pub quarantine: Quarantine,
     /// National data opt-out list: one id per line (NHS number or source person id).
     #[arg(long)]
     pub opt_out: Option<PathBuf>,
@@ -498,10 +536,9 @@ pub struct PseudonymArgs {
     #[arg(long)]
     pub entity: String,
 
-    /// How values are normalised before hashing: text (trim), uuid (trim,
-    /// lower-case, checked) or nhs-number (trim, drop spaces and hyphens, modulus 11).
-    #[arg(long, default_value = "text")]
-    pub format: String,
+    /// How values are normalised before hashing.
+    #[arg(long, value_parser = IdFormatChoice::parser(), default_value = "text")]
+    pub format: IdFormatChoice,
 
     /// Values to pseudonymise. Prefer stdin for real identifiers: command-line
     /// arguments are visible to other users in the process list.
@@ -511,9 +548,9 @@ pub struct PseudonymArgs {
 /// `dhub synth …`
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Output format: synthea (Synthea v3 CSV, 18 tables) or uk (UK shared care record).
-    #[arg(long, default_value = "synthea")]
-    pub format: String,
+    /// Output format.
+    #[arg(long, value_enum, ignore_case = true, default_value_t = SynthFormatChoice::Synthea)]
+    pub format: SynthFormatChoice,
     /// Number of patients.
     #[arg(long, default_value_t = 1000)]
     pub patients: u64,
@@ -540,13 +577,9 @@ pub struct QuickstartArgs {
     /// Directory for the raw synthetic sample.
     #[arg(long, default_value = "./dhub-data/raw/synthea")]
     pub raw: PathBuf,
-    /// Quarantine area for rows that fail.
-    #[arg(
-        long,
-        env = "DHUB_QUARANTINE",
-        default_value = "file://./dhub-data/quarantine"
-    )]
-    pub quarantine: String,
+    /// Where rows that fail go.
+    #[command(flatten)]
+    pub quarantine: Quarantine,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {

@@ -1,7 +1,9 @@
 //! # dhub-cli: the `dhub` command
 //!
-//! A thin layer over the library crates: argument parsing (clap, every global flag
-//! also settable from the environment), progress bars, human summaries and exit codes.
+//! A thin layer over the library crates: argument parsing (clap derive in `args`, every
+//! global flag and every `dhub serve` limit also settable from the environment, the
+//! fixed-word options as `ValueEnum`s in `choices`), progress bars, human summaries and
+//! exit codes.
 //! Errors are reported with their context chain on stderr and exit code 1; usage
 //! errors exit with 2; a closed stdout (`dhub pseudonym … | head`) ends quietly.
 //!
@@ -10,6 +12,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod args;
+mod choices;
 mod commands;
 mod output;
 

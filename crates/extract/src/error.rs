@@ -84,6 +84,55 @@ pub enum ExtractError {
     /// The governance store refused or failed.
     #[error(transparent)]
     Govern(#[from] dhub_govern::GovernError),
+    /// The project's release could not be read.
+    #[error("reading release `{release}` of project {project}")]
+    Release {
+        /// The release.
+        release: String,
+        /// The project.
+        project: String,
+        /// Why.
+        #[source]
+        source: dhub_store::StoreError,
+    },
+    /// The extract is not approved (pending, released or revoked), so it cannot run.
+    #[error(
+        "extract {id} is {status}; only an approved extract can be run{}",
+        not_approved_hint(.id, *.status)
+    )]
+    NotApproved {
+        /// The extract.
+        id: String,
+        /// Where it is in its workflow.
+        status: dhub_govern::ExtractStatus,
+    },
+    /// The extract's project has expired: its extracts can no longer be made.
+    #[error("project {project} has expired; its extracts can no longer be made")]
+    ProjectExpired {
+        /// The project.
+        project: String,
+    },
+    /// A run failed, and auditing its failure failed too.
+    #[error("the extract run failed ({reason}) and auditing the failed run failed")]
+    FailureNotAudited {
+        /// Why the run failed.
+        reason: String,
+        /// Why the audit entry could not be written.
+        #[source]
+        source: dhub_govern::GovernError,
+    },
+}
+
+/// What to do about an extract that is not approved.
+fn not_approved_hint(id: &str, status: dhub_govern::ExtractStatus) -> String {
+    use dhub_govern::ExtractStatus;
+    match status {
+        ExtractStatus::Pending => {
+            format!(" (another person approves it with `dhub extract approve {id} --by NAME`)")
+        }
+        ExtractStatus::Released => " (it has been released already)".to_owned(),
+        _ => String::new(),
+    }
 }
 
 impl From<dhub_query::QueryError> for ExtractError {

@@ -18,18 +18,26 @@
 //!    ids, requester, approver, times, k achieved) and `manifest.sig` (Ed25519 over
 //!    the manifest's bytes, [`signing`]) are written last.
 //!
+//! The hub's policy around a run lives here too ([`policy`]), so every front end (the
+//! CLI's `dhub extract run`, the web console) calls the same functions: only an
+//! approved extract of a project that has not expired runs ([`approved`]), and
+//! [`run_and_record`] records every outcome in the governance store (released, or the
+//! failure audited as `extract.run` with its reason).
+//!
 //! Partners download the files over HTTP ([`files`]) and check them with
 //! [`manifest::verify_dir`] (`dhub extract verify`) or any Ed25519 tool.
 
 pub mod error;
 pub mod files;
 pub mod manifest;
+pub mod policy;
 pub mod run;
 pub mod signing;
 pub mod spec;
 
 pub use error::{ExtractError, Result};
 pub use manifest::{Manifest, ManifestFile, Verified, verify_dir};
+pub use policy::{Approved, RunContext, approved, project_scope, run_and_record};
 pub use run::{
     RunInput, RunOutput, check_request, extract_dir, is_pseudonym, project_pseudonymiser, run,
 };

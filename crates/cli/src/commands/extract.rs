@@ -1,13 +1,15 @@
 //! `dhub extract`: partner extracts from request to verification. The workflow records
-//! live in the governance store, the work in `dhub-extract`.
+//! live in the governance store; the work, and the policy around a run (which extract
+//! may run, how its outcome is recorded and audited), in `dhub-extract`. This module
+//! keeps argument handling, keys, progress and printing.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use dhub_extract::{ExtractSpec, SigningKey, sha256_hex};
-use dhub_govern::{ExtractStatus, NewExtract};
-use dhub_query::{Limits, QueryService, Scope, load_views};
-use serde_json::{Map, json};
+use dhub_govern::NewExtract;
+use dhub_query::{Limits, QueryService, load_views};
+use serde_json::json;
 
 use super::govern::{actor, open};
 use crate::args::{ExtractCommand, Global};
@@ -30,29 +32,16 @@ fn service(
     Ok((store.clone(), QueryService::new(store, views, limits)))
 }
 
-async fn scope_of(
-    store: &dhub_store::Store,
-    project: &dhub_govern::Project,
-) -> anyhow::Result<Scope> {
-    let release = store.release(&project.release).await.with_context(|| {
-        format!(
-            "reading release `{}` of project {}",
-            project.release, project.id
-        )
-    })?;
-    Ok(Scope::for_project(project, &release))
-}
-
 pub fn run(global: &Global, cmd: ExtractCommand) -> anyhow::Result<()> {
     match cmd {
         ExtractCommand::Request { spec, by, views } => {
             let loaded = ExtractSpec::load(&spec)?;
             let g = open(global)?;
             let project = g.project(&loaded.spec.project)?;
-            let (store, service) = service(global, &views, 512)?;
+            let (store, service) = service(global, &views.dir, 512)?;
             let rt = super::runtime()?;
             let schema = rt.block_on(async {
-                let scope = scope_of(&store, &project).await?;
+                let scope = dhub_extract::project_scope(&store, &project).await?;
                 dhub_extract::check_request(&service, &scope, &loaded)
                     .await
                     .map_err(anyhow::Error::from)
@@ -93,7 +82,7 @@ pub fn run(global: &Global, cmd: ExtractCommand) -> anyhow::Result<()> {
             views,
             memory_limit,
             report,
-        } => run_extract(global, &id, &views, memory_limit, report.as_deref())?,
+        } => run_extract(global, &id, &views.dir, memory_limit, report.as_deref())?,
         ExtractCommand::Revoke { id, by } => {
             let by = by.unwrap_or_else(actor);
             let x = open(global)?.revoke_extract(&id, &by)?;
@@ -167,81 +156,34 @@ fn run_extract(
     crate::output::tune_allocator_for_batch_jobs();
     let started = Instant::now();
     let g = open(global)?;
-    let x = g.extract(id)?;
-    if x.status != ExtractStatus::Approved {
-        bail!(
-            "extract {id} is {}; only an approved extract can be run{}",
-            x.status,
-            match x.status {
-                ExtractStatus::Pending => format!(
-                    " (another person approves it with `dhub extract approve {id} --by NAME`)"
-                ),
-                ExtractStatus::Released => " (it has been released already)".to_owned(),
-                _ => String::new(),
-            }
-        );
-    }
-    let project = g.project(&x.project)?;
-    if project.expired(chrono::Utc::now()) {
-        bail!(
-            "project {} has expired; its extracts can no longer be made",
-            project.id
-        );
-    }
+    // the policy (approved, project not expired; every outcome recorded) is dhub-extract's
+    let approved = dhub_extract::approved(&g, id, chrono::Utc::now())?;
     let master = super::keys::load(&global.key)?;
     let signer = SigningKey::load(&global.signing_key)?;
     let out = dhub_store::Location::parse(&global.extracts)
         .with_context(|| format!("opening the extracts area {}", global.extracts))?;
     let (store, service) = service(global, views, memory_mib)?;
     let bar = progress_bar(0, &format!("extract {id}"));
-    let rt = super::runtime()?;
-    let result = rt.block_on(async {
-        let scope = scope_of(&store, &project).await?;
-        dhub_extract::run(
-            dhub_extract::RunInput {
-                record: &x,
-                service: &service,
-                scope,
-                master: &master,
-                signer: &signer,
-                out: &out,
-            },
-            &|written, total| {
-                bar.set_length(total);
-                bar.set_position(written);
-            },
-        )
-        .await
-        .map_err(anyhow::Error::from)
-    });
+    let result = super::runtime()?.block_on(dhub_extract::run_and_record(
+        &g,
+        &approved,
+        dhub_extract::RunContext {
+            service: &service,
+            store: &store,
+            master: &master,
+            signer: &signer,
+            out: &out,
+        },
+        &actor(),
+        &|written, total| {
+            bar.set_length(total);
+            bar.set_position(written);
+        },
+    ));
     bar.finish_and_clear();
-    let out = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let mut m = Map::new();
-            m.insert("extract".into(), json!(id));
-            m.insert("project".into(), json!(x.project));
-            m.insert("outcome".into(), json!("failed"));
-            m.insert("reason".into(), json!(format!("{e:#}")));
-            g.audit("extract.run", &actor(), m)
-                .context("auditing the failed run")?;
-            return Err(e.context(format!("running extract {id}")));
-        }
-    };
+    let out = result.with_context(|| format!("running extract {id}"))?;
     let m = &out.manifest;
     let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
-    let mut detail = Map::new();
-    detail.insert("rows".into(), json!(m.rows));
-    detail.insert("files".into(), json!(m.files.len()));
-    detail.insert("bytes".into(), json!(bytes));
-    detail.insert("k".into(), json!(m.k));
-    detail.insert("k_achieved".into(), json!(m.k_achieved));
-    detail.insert("recipient".into(), json!(m.recipient));
-    detail.insert(
-        "manifest_sha256".into(),
-        json!(sha256_hex(out.manifest_json.as_bytes())),
-    );
-    g.release_extract(id, &out.location, &out.manifest_json, &actor(), detail)?;
     let seconds = started.elapsed().as_secs_f64();
     let rss = peak_rss_bytes();
     eprintln!(

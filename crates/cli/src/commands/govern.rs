@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use dhub_govern::audit::CHECKPOINT_DIR;
 use dhub_govern::{
-    Approval, Checkpoint, Govern, Grant, Mode, NewProject, OutputPolicy, Suppression, parse_date,
+    Approval, Checkpoint, Govern, Grant, Mode, NewProject, OutputPolicy, parse_date,
 };
 use dhub_store::Location;
 
@@ -28,33 +28,18 @@ pub fn open(global: &Global) -> anyhow::Result<Govern> {
 /// The output policy from a preset and explicit flags (flags win).
 fn policy(a: &ProjectCreateArgs) -> anyhow::Result<OutputPolicy> {
     let mut p = OutputPolicy::default();
-    match a.sdc_preset.as_deref() {
-        None => {}
-        Some("uk-tre") => {
-            p.min_cell = 10;
-            p.rounding = 0;
-            p.dominance_n = 2;
-            p.dominance_k = 0.90;
-            p.p_ratio = 0.10;
-        }
-        Some("opensafely") => {
-            p.min_cell = 8;
-            p.suppression = Suppression::Null;
-            p.rounding = 5;
-            p.dominance_k = 1.0;
-            p.p_ratio = 0.0;
-        }
-        Some(other) => bail!("--sdc-preset `{other}` is not known; use uk-tre or opensafely"),
+    if let Some(preset) = a.sdc_preset {
+        preset.apply(&mut p);
     }
-    p.mode = a.mode.parse()?;
+    p.mode = a.mode.into();
     if let Some(v) = a.min_cell {
         p.min_cell = v;
     }
     if let Some(v) = a.rounding {
         p.rounding = v;
     }
-    if let Some(v) = &a.suppression {
-        p.suppression = v.parse()?;
+    if let Some(v) = a.suppression {
+        p.suppression = v.into();
     }
     if let Some(d) = &a.dominance {
         let (n, k) = d

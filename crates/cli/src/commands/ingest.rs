@@ -75,7 +75,7 @@ pub fn run(global: &Global, args: &IngestArgs) -> anyhow::Result<RunReport> {
     let opts = IngestOptions {
         store: global.store.clone(),
         source: args.source.clone(),
-        quarantine: args.quarantine.clone(),
+        quarantine: args.quarantine.url.clone(),
         opt_out: args.opt_out.clone(),
         write: WriteOptions {
             target_file_size: args.target_file_mib.max(1) * 1024 * 1024,

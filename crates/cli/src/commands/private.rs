@@ -25,8 +25,8 @@ pub fn check(cli: &Cli) -> anyhow::Result<()> {
     let g = &cli.global;
     // (store, quarantine, extracts, governance database) each command uses
     let (store, quarantine, extracts, govern) = match &cli.command {
-        Command::Quickstart(a) => (true, Some(a.quarantine.as_str()), false, true),
-        Command::Ingest(a) => (true, Some(a.quarantine.as_str()), false, false),
+        Command::Quickstart(a) => (true, Some(a.quarantine.url.as_str()), false, true),
+        Command::Ingest(a) => (true, Some(a.quarantine.url.as_str()), false, false),
         Command::Release(_) => (true, None, false, false),
         Command::Project(_) => (true, None, false, true),
         Command::Researcher(_) | Command::Audit(_) | Command::Partner(_) => {

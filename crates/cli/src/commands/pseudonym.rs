@@ -12,11 +12,7 @@ use dhub_deid::{IdFormat, Pseudonymiser};
 use crate::args::{Global, PseudonymArgs};
 
 pub fn run(global: &Global, args: &PseudonymArgs) -> anyhow::Result<()> {
-    let format: IdFormat = args
-        .format
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))
-        .context("--format")?;
+    let format = IdFormat::from(args.format);
     let key = super::keys::load(&global.key)?;
     let p = Pseudonymiser::new(&key, &args.entity)?;
     let stdout = std::io::stdout();

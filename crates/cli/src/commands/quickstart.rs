@@ -10,6 +10,7 @@ use anyhow::Context;
 use dhub_ingest::Pipeline;
 
 use crate::args::{Global, IngestArgs, QuickstartArgs, SynthArgs};
+use crate::choices::SynthFormatChoice;
 
 /// The Synthea pipeline shipped with dhub, used when `pipelines/synthea.toml` is not in
 /// the current directory.
@@ -37,7 +38,7 @@ pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
         );
     } else {
         super::synth::run(&SynthArgs {
-            format: "synthea".into(),
+            format: SynthFormatChoice::Synthea,
             patients: args.patients,
             seed: 1,
             out: args.raw.clone(),

@@ -7,10 +7,7 @@ use crate::args::SynthArgs;
 use crate::output::{human_bytes, progress_bar};
 
 pub fn run(args: &SynthArgs) -> anyhow::Result<SynthReport> {
-    let format: Format = args
-        .format
-        .parse()
-        .map_err(|e| anyhow::anyhow!("--format: {e}"))?;
+    let format = Format::from(args.format);
     let cfg = SynthConfig {
         format,
         patients: args.patients,
