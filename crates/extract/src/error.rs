@@ -93,7 +93,7 @@ pub enum ExtractError {
         project: String,
         /// Why.
         #[source]
-        source: dhub_store::StoreError,
+        source: Box<dhub_store::StoreError>,
     },
     /// The extract is not approved (pending, released or revoked), so it cannot run.
     #[error(

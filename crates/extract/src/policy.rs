@@ -68,7 +68,7 @@ pub async fn project_scope(store: &Store, project: &Project) -> Result<Scope> {
             .map_err(|source| ExtractError::Release {
                 release: project.release.clone(),
                 project: project.id.clone(),
-                source,
+                source: Box::new(source),
             })?;
     Ok(Scope::for_project(project, &release))
 }
