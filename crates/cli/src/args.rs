@@ -590,3 +590,36 @@ fn parse_rate(s: &str) -> Result<f64, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_limits_keep_their_defaults() {
+        let cli = Cli::try_parse_from(["dhub", "serve"]).unwrap();
+        let Command::Serve(a) = cli.command else {
+            panic!("not serve")
+        };
+        let l = a.limits;
+        assert_eq!(
+            (l.workers, l.per_researcher, l.time_limit, l.memory_limit),
+            (4, 2, 60, 1024)
+        );
+        assert_eq!(
+            (l.worker_memory, l.max_rows, l.max_bytes),
+            (8192, 1_000_000, 512)
+        );
+        assert_eq!(a.views.dir, PathBuf::from("./sql/views"));
+        assert_eq!(a.worker_sandbox, SandboxChoice::Auto);
+        let e = Cli::try_parse_from(["dhub", "serve", "--worker-sandbox", "of"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+    }
+}
