@@ -5,7 +5,11 @@
 //! [`Governed::query`], the one governed path HTTP uses (token, concurrency, isolated
 //! worker with the guard, disclosure control and limits, audit entry written before the
 //! answer), so a refused statement fails with the same message as over HTTP, mapped to
-//! a gRPC status in one place (`From<ApiError> for tonic::Status`).
+//! a gRPC status in one place ([`crate::error::statuses`], through
+//! `From<ApiError> for tonic::Status`). Tokens are read by the same function as over
+//! HTTP ([`crate::credentials::bearer`]), checked on the blocking thread pool, and an
+//! address that fails too often is throttled by the same limit
+//! ([`Governed::throttle`]).
 //!
 //! * **Authentication**: `authorization: Bearer TOKEN` on every call, or the Flight
 //!   handshake with HTTP Basic credentials whose password is the token (what ADBC and
@@ -60,8 +64,9 @@ use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::credentials::{authorization, basic_credentials, bearer, bearer_token};
 use crate::error::ApiError;
-use crate::{Answered, Caller, Governed};
+use crate::governed::{Answered, Caller, Governed};
 
 /// How long an answer waits for its `DoGet`.
 pub const RESULT_TTL: Duration = Duration::from_secs(300);
@@ -185,11 +190,9 @@ fn stream_one<E: std::fmt::Display>(batch: Result<RecordBatch, E>) -> Result<DoG
 }
 
 fn not_found(what: &str) -> Status {
-    Status::from(ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        format!("{what} is unknown or has expired; run the statement again"),
-    ))
+    Status::from(ApiError::not_found(format!(
+        "{what} is unknown or has expired; run the statement again"
+    )))
 }
 
 impl DhubFlightSql {
@@ -250,15 +253,20 @@ impl DhubFlightSql {
     }
 
     /// The researcher behind a call: its bearer token, checked (and a refusal audited)
-    /// exactly as over HTTP.
-    fn principal<T>(&self, req: &Request<T>) -> Result<dhub_govern::Principal, Status> {
-        let token = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::guard::bearer_token);
+    /// exactly as over HTTP. The token and caller are taken before the check, so the
+    /// future does not hold the request.
+    fn principal<T>(
+        &self,
+        req: &Request<T>,
+    ) -> impl Future<Output = Result<dhub_govern::Principal, Status>> + Send + '_ {
+        let token = bearer(req.metadata().as_ref()).map(str::to_owned);
         let caller = Self::caller(req);
-        tokio::task::block_in_place(|| self.g.authenticate(token, &caller)).map_err(Status::from)
+        async move {
+            self.g
+                .authenticate(token.as_deref(), &caller)
+                .await
+                .map_err(Status::from)
+        }
     }
 
     /// Expires held answers and idle prepared statements.
@@ -289,25 +297,10 @@ impl DhubFlightSql {
         }
         holders.sort();
         holders.dedup();
-        let g = self.g.clone();
-        let gone = tokio::task::spawn_blocking(move || {
-            let all = g.govern().researchers()?;
-            Ok::<_, dhub_govern::GovernError>(
-                holders
-                    .into_iter()
-                    .filter(|h| !all.iter().any(|r| &r.name == h && r.revoked.is_none()))
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .await;
-        let gone = match gone {
-            Ok(Ok(g)) => g,
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "checking Flight SQL holders for revocation");
-                return;
-            }
+        let gone = match self.g.revoked_among(holders).await {
+            Ok(g) => g,
             Err(e) => {
-                tracing::warn!(error = %e, "checking Flight SQL holders for revocation");
+                tracing::warn!(error = %e.detail, "checking Flight SQL holders for revocation");
                 return;
             }
         };
@@ -448,16 +441,11 @@ impl FlightSqlService for DhubFlightSql {
     > {
         // Basic credentials (the password is the token), a bearer header, or the token
         // as the handshake payload
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
         // padded base64 or not: clients differ (Go's ADBC driver sends no padding)
-        let token = header.as_deref().and_then(|h| {
-            crate::guard::basic_credentials(h)
+        let token = authorization(request.metadata().as_ref()).and_then(|h| {
+            basic_credentials(h)
                 .map(|(_, password)| password)
-                .or_else(|| crate::guard::bearer_token(h).map(str::to_owned))
+                .or_else(|| bearer_token(h).map(str::to_owned))
         });
         let caller = Self::caller(&request);
         let token = match token {
@@ -470,8 +458,7 @@ impl FlightSqlService for DhubFlightSql {
                 }
             }
         };
-        let p = tokio::task::block_in_place(|| self.g.authenticate(Some(token.trim()), &caller))
-            .map_err(Status::from)?;
+        let p = self.g.authenticate(Some(token.trim()), &caller).await?;
         tracing::info!(researcher = %p.researcher.name, "flight handshake");
         let out = futures::stream::iter(vec![Ok(HandshakeResponse {
             protocol_version: 0,
@@ -489,7 +476,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let p = self.principal(&request)?;
+        let p = self.principal(&request).await?;
         let caller = Self::caller(&request);
         let answered = self.run(&p, &query.query, &caller).await?;
         let handle = answered.id.clone();
@@ -503,7 +490,7 @@ impl FlightSqlService for DhubFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let p = self.principal(&request)?;
+        let p = self.principal(&request).await?;
         let handle = String::from_utf8_lossy(&ticket.statement_handle).into_owned();
         let pending = {
             let mut m = lock(&self.results);
@@ -529,14 +516,14 @@ impl FlightSqlService for DhubFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let p = self.principal(&request)?;
+        let p = self.principal(&request).await?;
         let caller = Self::caller(&request);
         let answered = self.run(&p, &query.query, &caller).await?;
         let options = arrow::ipc::writer::IpcWriteOptions::default();
         let IpcMessage(schema) = SchemaAsIpc::new(&plain_schema(&answered.output.schema), &options)
             .try_into()
             .map_err(internal)?;
-        let handle = crate::new_id();
+        let handle = crate::governed::new_id();
         let who = p.researcher.name.clone();
         // the first answer waits in the researcher's answer budget like any other
         let first = self.keep(&who, answered);
@@ -580,7 +567,7 @@ impl FlightSqlService for DhubFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let p = self.principal(&request)?;
+        let p = self.principal(&request).await?;
         let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
         let closed = {
             let mut m = lock(&self.prepared);
@@ -603,7 +590,7 @@ impl FlightSqlService for DhubFlightSql {
         cmd: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let p = self.principal(&request)?;
+        let p = self.principal(&request).await?;
         let caller = Self::caller(&request);
         let handle = String::from_utf8_lossy(&cmd.prepared_statement_handle).into_owned();
         self.sweep();
@@ -638,10 +625,11 @@ impl FlightSqlService for DhubFlightSql {
         _query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        self.principal(&request)?;
-        Err(Status::invalid_argument(
+        self.principal(&request).await?;
+        Err(ApiError::bad_request(
             "dhub prepared statements take no parameters: write the values into the SQL",
-        ))
+        )
+        .into())
     }
 
     async fn get_flight_info_catalogs(
@@ -649,7 +637,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let schema = query.into_builder().schema();
         self.metadata_info(&schema, query.as_any(), request.into_inner())
     }
@@ -659,7 +647,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let mut b = query.into_builder();
         b.append(CATALOG);
         Ok(Response::new(stream_one(b.build())?))
@@ -670,7 +658,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder().schema();
         self.metadata_info(&schema, query.as_any(), request.into_inner())
     }
@@ -680,7 +668,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let mut b = query.into_builder();
         b.append(CATALOG, SCHEMA);
         Ok(Response::new(stream_one(b.build())?))
@@ -691,7 +679,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder().schema();
         self.metadata_info(&schema, query.as_any(), request.into_inner())
     }
@@ -701,8 +689,8 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let p = self.principal(&request)?;
-        let tables = self.g.tables(&p).await.map_err(Status::from)?;
+        let p = self.principal(&request).await?;
+        let tables = self.g.tables(&p).await?;
         let mut b = query.into_builder();
         for t in &tables {
             let kind = if t.kind == "view" { "VIEW" } else { "TABLE" };
@@ -717,7 +705,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let schema = query.into_builder().schema();
         self.metadata_info(&schema, query.as_any(), request.into_inner())
     }
@@ -727,7 +715,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let mut b = query.into_builder();
         b.append("TABLE");
         b.append("VIEW");
@@ -739,7 +727,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         let schema = query.clone().into_builder(&self.sql_info).schema();
         self.metadata_info(&schema, query.as_any(), request.into_inner())
     }
@@ -749,7 +737,7 @@ impl FlightSqlService for DhubFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        self.principal(&request)?;
+        self.principal(&request).await?;
         Ok(Response::new(stream_one(
             query.into_builder(&self.sql_info).build(),
         )?))
@@ -761,7 +749,7 @@ impl FlightSqlService for DhubFlightSql {
 /// What the Flight SQL middleware needs.
 #[derive(Debug)]
 struct FlightGuard {
-    net: Arc<crate::conn::Net>,
+    g: Arc<Governed>,
     registry: Arc<crate::conn::Registry>,
 }
 
@@ -786,19 +774,9 @@ async fn flight_guard(
         });
     let _active = peer.and_then(|p| w.registry.get(&p)).map(|c| c.begin());
     if let Some(ip) = peer.map(|p| p.ip())
-        && let Some(secs) = w.net.throttled(ip)
+        && let Err(e) = w.g.throttle(ip)
     {
-        let mut s = Status::resource_exhausted(format!(
-            "too many failed authentications from your address; try again in {secs} s with a valid token"
-        ));
-        s.metadata_mut().insert(
-            "x-dhub-error-code",
-            MetadataValue::from_static("rate_limited"),
-        );
-        if let Ok(v) = MetadataValue::from_str(&secs.to_string()) {
-            s.metadata_mut().insert("retry-after", v);
-        }
-        return s.into_http::<axum::body::Body>();
+        return Status::from(e).into_http::<axum::body::Body>();
     }
     let r = next.run(req).await;
     let code = r
@@ -812,7 +790,7 @@ async fn flight_guard(
             Some(tonic::Code::Unauthenticated | tonic::Code::PermissionDenied)
         )
     {
-        w.net.failed(ip);
+        w.g.failed_authentication(ip);
     }
     r
 }
@@ -823,11 +801,12 @@ async fn flight_guard(
 pub fn server(
     g: Arc<Governed>,
     tls: Option<&(std::path::PathBuf, std::path::PathBuf)>,
-    net: Arc<crate::conn::Net>,
     registry: Arc<crate::conn::Registry>,
 ) -> Result<tonic::transport::server::Router, ApiError> {
-    let svc =
-        arrow_flight::flight_service_server::FlightServiceServer::from_arc(DhubFlightSql::start(g))
+    let header_timeout = g.net().limits().header_timeout;
+    let svc = arrow_flight::flight_service_server::FlightServiceServer::from_arc(
+        DhubFlightSql::start(g.clone()),
+    )
             .max_decoding_message_size(16 << 20)
             .max_encoding_message_size(64 << 20);
     let mut builder = tonic::transport::Server::builder();
@@ -845,7 +824,7 @@ pub fn server(
             .tls_config(
                 tonic::transport::ServerTlsConfig::new()
                     .identity(identity)
-                    .timeout(net.limits().header_timeout),
+                    .timeout(header_timeout),
             )
             .map_err(|e| {
                 ApiError::startup(format!(
@@ -854,7 +833,7 @@ pub fn server(
                 ))
             })?;
     }
-    let guard = Arc::new(FlightGuard { net, registry });
+    let guard = Arc::new(FlightGuard { g, registry });
     let routes = tonic::service::Routes::new(svc)
         .into_axum_router()
         .layer(axum::middleware::from_fn_with_state(guard, flight_guard));

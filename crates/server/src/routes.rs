@@ -1,6 +1,8 @@
-//! The HTTP routes, and the middleware every request passes first (connection
-//! bookkeeping, the failed-authentication limiter, the whole body within the header
-//! timeout and the size limit, and the headers every response carries).
+//! The HTTP front end: the routes, and the middleware every request passes first
+//! (connection bookkeeping, the failed-authentication limit of [`Governed::throttle`],
+//! the whole body within the header timeout and the size limit, and the headers every
+//! response carries). Handlers read the token with [`bearer`], call [`Governed`] and
+//! answer errors with `?` (statuses: [`crate::error::statuses`]); no rule lives here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +17,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, json};
 
-use crate::conn::{Net, Registry};
-use crate::error::ApiError;
+use crate::conn::Registry;
+use crate::credentials::bearer;
+use crate::error::{ApiError, Kind};
 use crate::format::{Format, encode};
-use crate::{Caller, Governed};
+use crate::governed::extracts::Fetched;
+use crate::governed::{Caller, Governed};
 
 type St = State<Arc<Governed>>;
 
@@ -31,8 +35,9 @@ const DRAIN_LIMIT: usize = 4 << 20;
 /// What the HTTP middleware needs beside the governed state.
 #[derive(Debug)]
 pub struct HttpGuard {
-    /// Caps and the failed-authentication limiter (shared with Flight SQL).
-    pub net: Arc<Net>,
+    /// The governed path (its failed-authentication limit and connection limits are
+    /// shared with Flight SQL).
+    pub g: Arc<Governed>,
     /// The HTTP listener's live connections.
     pub registry: Arc<Registry>,
     /// SHA-256 of the bearer token that opens `/metrics` (`None`: `/metrics` is off).
@@ -52,11 +57,7 @@ pub fn router(g: Arc<Governed>, web: Arc<HttpGuard>) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such endpoint; GET /openapi.json describes the API",
-            )
+            ApiError::not_found("no such endpoint; GET /openapi.json describes the API")
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::Extension(web.clone()))
@@ -92,29 +93,15 @@ async fn guard(
     let _active = web.registry.get(&addr).map(|c| c.begin());
     let ip = addr.ip();
     if req.uri().path() != "/healthz"
-        && let Some(secs) = web.net.throttled(ip)
+        && let Err(e) = web.g.throttle(ip)
     {
-        let mut r = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "too many failed authentications from your address; try again in {secs} s with a valid token"
-            ),
-        )
-        .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return secured(r);
+        return secured(e.into_response());
     }
     let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!(
-                "the request body is over {} KiB; send a shorter query",
-                BODY_LIMIT / 1024
-            ),
-        )
+        ApiError::too_large(format!(
+            "the request body is over {} KiB; send a shorter query",
+            BODY_LIMIT / 1024
+        ))
     };
     let (parts, body) = req.into_parts();
     let declared = parts
@@ -151,13 +138,13 @@ async fn guard(
         }
         if over { Err(too_large()) } else { Ok(buf) }
     };
-    let body = match tokio::time::timeout(web.net.limits().header_timeout, read).await {
+    let body = match tokio::time::timeout(web.g.net().limits().header_timeout, read).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return secured(e.into_response()),
         Err(_) => {
             return secured(
                 ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
+                    Kind::RequestTimeout,
                     "request_timeout",
                     "the request body did not arrive in time; send the whole request at once",
                 )
@@ -167,16 +154,9 @@ async fn guard(
     };
     let r = next.run(Request::from_parts(parts, Body::from(body))).await;
     if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        web.net.failed(ip);
+        web.g.failed_authentication(ip);
     }
     secured(r)
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(crate::guard::bearer_token)
 }
 
 fn caller(addr: SocketAddr) -> Caller {
@@ -201,17 +181,16 @@ async fn query(
     body: Result<bytes::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
+    let p = g.authenticate(bearer(&headers), &c).await?;
     // any content type: the body is JSON either way
     let parsed = body
         .as_ref()
         .map_err(|r| {
-            let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                "too_large"
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(r.body_text())
             } else {
-                "bad_request"
-            };
-            ApiError::new(r.status(), code, r.body_text())
+                ApiError::bad_request(r.body_text())
+            }
         })
         .and_then(|b| {
             serde_json::from_slice::<QueryBody>(b).map_err(|e| {
@@ -267,7 +246,7 @@ async fn tables(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
+    let p = g.authenticate(bearer(&headers), &c).await?;
     let t = g.tables(&p).await;
     let mut f = Map::new();
     if let Ok(t) = &t {
@@ -288,7 +267,7 @@ async fn whoami(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
+    let p = g.authenticate(bearer(&headers), &c).await?;
     g.audit_request(&p, &c, "whoami", Ok(()), Map::new())
         .await?;
     Ok(axum::Json(json!({
@@ -310,16 +289,8 @@ async fn disclosure(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate_blocking(bearer(&headers), &c).await?;
-    let found = if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no query with that id in your project",
-        ))
-    } else {
-        g.disclosure(&p, &id).await
-    };
+    let p = g.authenticate(bearer(&headers), &c).await?;
+    let found = g.disclosure(&p, &id).await;
     // every lookup is audited, found or not (the id asked for, bounded)
     let mut f = Map::new();
     dhub_govern::audit::bound_text(&mut f, "lookup_query_id", &id, 64);
@@ -334,8 +305,8 @@ async fn extracts(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
-    let p = g.authenticate_partner(bearer(&headers), &c)?;
-    Ok(axum::Json(g.list_extracts(&p, &c)?).into_response())
+    let p = g.authenticate_partner(bearer(&headers), &c).await?;
+    Ok(axum::Json(g.list_extracts(&p, &c).await?).into_response())
 }
 
 async fn extract_file(
@@ -347,13 +318,13 @@ async fn extract_file(
     use futures::TryStreamExt;
 
     let c = caller(addr);
-    let p = g.authenticate_partner(bearer(&headers), &c)?;
+    let p = g.authenticate_partner(bearer(&headers), &c).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     let (d, content_type) = match g.fetch_extract_file(&p, &id, &name, range, &c).await? {
-        crate::extracts::Fetched::Ok(d, t) => (d, t),
-        crate::extracts::Fetched::Unsatisfiable(size) => {
+        Fetched::Ok(d, t) => (d, t),
+        Fetched::Unsatisfiable(size) => {
             let mut r = ApiError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
+                Kind::RangeNotSatisfiable,
                 "range_not_satisfiable",
                 format!("the file has {size} bytes; ask for a range inside it"),
             )
@@ -407,22 +378,20 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Some(want) = &web.metrics_token else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
+        return Err(ApiError::not_found(
             "the metrics endpoint is off; start dhub serve with DHUB_METRICS_TOKEN set and send that token as `Authorization: Bearer TOKEN`",
         ));
     };
     let given = bearer(&headers).map(|t| ring::digest::digest(&ring::digest::SHA256, t.as_bytes()));
     if given.as_ref().map(|d| d.as_ref()) != Some(want.as_slice()) {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
+            Kind::Unauthorized,
             "unauthorized",
             "send the metrics token as `Authorization: Bearer TOKEN`",
         ));
     }
     let mut body = g.metrics.render(g.slots_free());
-    body.push_str(&web.net.render());
+    body.push_str(&g.net().render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 

@@ -1,6 +1,5 @@
-//! The server's audit entries beyond queries: refused tokens, counted per client address
-//! and minute, and the other requests of authenticated researchers (`/v1/tables`,
-//! `/v1/whoami`, disclosure lookups, bodies that are not a query).
+//! Refused tokens, counted per client address and minute before they reach the audit
+//! log (the counting; [`Governed`] notes each refusal and writes the counts).
 //!
 //! **Refusals.** Every refused token used to be one entry, written to disk before the
 //! answer: a script could fill the disk with them. Now refusals are counted in memory
@@ -18,10 +17,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use dhub_govern::{AuthFailure, Principal, Refused};
+use dhub_govern::{AuthFailure, Refused};
 use serde_json::{Map, Value, json};
 
-use crate::{ApiError, Caller, Governed};
+use crate::{Caller, Governed};
 
 /// Open counts held in memory before they are written regardless of their minute.
 pub const MAX_PENDING: usize = 4096;
@@ -76,7 +75,7 @@ fn ts(t: DateTime<Utc>) -> String {
 
 impl Refusals {
     /// Counts one refusal at `now`; returns whether something is due to be written.
-    fn note(&self, r: &Refused, role: &'static str, caller: &Caller, now: DateTime<Utc>) -> bool {
+    pub(crate) fn note(&self, r: &Refused, role: &'static str, caller: &Caller, now: DateTime<Utc>) -> bool {
         let minute = now.timestamp().div_euclid(60);
         let key = Key {
             minute,
@@ -103,7 +102,7 @@ impl Refusals {
 
     /// Takes the counts whose minute is over at `now` (every count when `all`), as
     /// audit entries `(kind, actor, fields)`, oldest first.
-    fn take(&self, now: DateTime<Utc>, all: bool) -> Vec<(String, String, Map<String, Value>)> {
+    pub(crate) fn take(&self, now: DateTime<Utc>, all: bool) -> Vec<(String, String, Map<String, Value>)> {
         let minute = now.timestamp().div_euclid(60);
         let mut m = self
             .pending
@@ -154,85 +153,10 @@ impl Refusals {
     }
 }
 
-impl Governed {
-    /// Counts a refused token (never the token itself); writes the counts whose minute
-    /// is over. Runs where the governance store may be written (blocking context).
-    pub(crate) fn note_refusal(&self, r: &Refused, role: &'static str, caller: &Caller) {
-        self.metrics.count_auth_failure();
-        if self.refusals.note(r, role, caller, Utc::now())
-            && let Err(e) = self.flush_refusals(false)
-        {
-            tracing::error!(error = %e.message, "writing refusal counts to the audit log");
-        }
-    }
-
-    /// Writes the refusal counts whose minute is over (every count when `all`, as at
-    /// shutdown) to the audit log, in one transaction.
-    pub fn flush_refusals(&self, all: bool) -> Result<(), ApiError> {
-        let entries = self.refusals.take(Utc::now(), all);
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.govern
-            .audit_many(entries)
-            .map(|_| ())
-            .map_err(|e| ApiError::internal(format!("writing the audit entry: {e}")))
-    }
-
-    /// Writes one entry for a request of an authenticated researcher other than a
-    /// query (`kind`: `tables`, `whoami`, `disclosure.lookup`, …), with its outcome,
-    /// before the answer goes out. An entry that cannot be written fails the request.
-    pub(crate) async fn audit_request(
-        &self,
-        p: &Principal,
-        caller: &Caller,
-        kind: &'static str,
-        outcome: Result<(), &ApiError>,
-        mut fields: Map<String, Value>,
-    ) -> Result<(), ApiError> {
-        fields.insert("researcher".into(), json!(p.researcher.name));
-        fields.insert("project".into(), json!(p.project.id));
-        fields.insert("release".into(), json!(p.project.release));
-        fields.insert("client".into(), json!(caller.addr));
-        fields.insert("via".into(), json!(caller.via));
-        match outcome {
-            Ok(()) => {
-                fields.insert("outcome".into(), json!("ok"));
-            }
-            Err(e) => {
-                fields.insert("outcome".into(), json!(e.outcome()));
-                fields.insert("status".into(), json!(e.status.as_u16()));
-                dhub_govern::audit::bound_text(
-                    &mut fields,
-                    "error",
-                    &e.message,
-                    dhub_govern::audit::TEXT_LIMIT,
-                );
-            }
-        }
-        // SQLite work off the async threads' queue (the runtime moves its other tasks)
-        tokio::task::block_in_place(|| {
-            self.govern
-                .audit(kind, &p.researcher.name, fields)
-                .map(|_| ())
-                .map_err(|e| ApiError::internal(format!("writing the audit entry: {e}")))
-        })
-    }
-}
-
-impl Drop for Governed {
-    /// A backstop for any way out of `serve`: counts still open are written.
-    fn drop(&mut self) {
-        if let Err(e) = self.flush_refusals(true) {
-            tracing::error!(error = %e.message, "writing refusal counts to the audit log");
-        }
-    }
-}
-
-/// Writes closed minutes' refusal counts every [`FLUSH_EVERY`] while the server lives,
-/// and every open count when dropped (at the end of `serve`, however it ends).
+/// Writes closed minutes' refusal counts every [`FLUSH_EVERY`] while the server lives;
+/// [`RefusalFlusher::finish`] (or, as a backstop, dropping it) writes every open count.
 #[derive(Debug)]
-pub(crate) struct RefusalFlusher(Arc<Governed>);
+pub(crate) struct RefusalFlusher(Option<Arc<Governed>>);
 
 impl RefusalFlusher {
     pub(crate) fn start(g: &Arc<Governed>) -> Self {
@@ -243,20 +167,29 @@ impl RefusalFlusher {
             loop {
                 tick.tick().await;
                 let Some(g) = weak.upgrade() else { break };
-                let r = tokio::task::spawn_blocking(move || g.flush_refusals(false)).await;
-                if let Ok(Err(e)) = r {
+                if let Err(e) = g.flush_refusals(false).await {
                     tracing::error!(error = %e.message, "writing refusal counts to the audit log");
                 }
             }
         });
-        Self(g.clone())
+        Self(Some(g.clone()))
+    }
+
+    /// Writes every open count (on the blocking thread pool), as at shutdown.
+    pub(crate) async fn finish(mut self) {
+        if let Some(g) = self.0.take()
+            && let Err(e) = g.flush_refusals(true).await
+        {
+            tracing::error!(error = %e.message, "writing refusal counts to the audit log");
+        }
     }
 }
 
 impl Drop for RefusalFlusher {
+    /// A backstop for a way out of `serve` that skipped [`RefusalFlusher::finish`].
     fn drop(&mut self) {
-        if let Err(e) = self.0.flush_refusals(true) {
-            tracing::error!(error = %e.message, "writing refusal counts to the audit log");
+        if let Some(g) = self.0.take() {
+            g.flush_refusals_now();
         }
     }
 }

@@ -1,22 +1,20 @@
-//! Partner downloads of released extracts: `GET /v1/extracts` and
-//! `GET /v1/extracts/{id}/files/{name}` (byte ranges supported). A partner sees only
-//! their project's released extracts; anything else is 404, a revoked extract is 403,
-//! and every list and download (or refusal) is audited before the response.
+//! The partner side of the governed path: listing a project's released extracts and
+//! opening one of their files (byte ranges supported), behind `GET /v1/extracts` and
+//! `GET /v1/extracts/{id}/files/{name}`. A partner sees only their project's released
+//! extracts; anything else is 404, a revoked extract is 403, and every list and
+//! download (or refusal) is audited before the response. The governance store is read
+//! and written on the blocking thread pool.
 
 use dhub_extract::files::{ByteRange, Download, DownloadRefusal};
 use dhub_extract::{Manifest, files};
-use dhub_govern::{ExtractRecord, ExtractStatus, Principal};
+use dhub_govern::{ExtractRecord, ExtractStatus, GovernError, Principal};
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
-use crate::{Caller, Governed};
+use crate::error::{ApiError, Kind};
+use crate::governed::{Caller, Governed};
 
 fn not_found() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::NOT_FOUND,
-        "not_found",
-        "no such extract or file for your project; GET /v1/extracts lists yours",
-    )
+    ApiError::not_found("no such extract or file for your project; GET /v1/extracts lists yours")
 }
 
 fn manifest_of(x: &ExtractRecord) -> Result<Manifest, ApiError> {
@@ -38,11 +36,11 @@ pub enum Fetched {
 
 impl Governed {
     /// The partner's project's released extracts (audited as `extract.list`).
-    pub fn list_extracts(&self, p: &Principal, caller: &Caller) -> Result<Value, ApiError> {
+    pub async fn list_extracts(&self, p: &Principal, caller: &Caller) -> Result<Value, ApiError> {
+        let project = p.project.id.clone();
         let all = self
-            .govern
-            .extracts(Some(&p.project.id))
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+            .with_govern(move |g| Ok(g.extracts(Some(&project))?))
+            .await?;
         let mut out = Vec::new();
         for x in all.iter().filter(|x| x.status == ExtractStatus::Released) {
             let m = manifest_of(x)?;
@@ -67,9 +65,7 @@ impl Governed {
         m.insert("project".into(), json!(p.project.id));
         m.insert("client".into(), json!(caller.addr));
         m.insert("extracts".into(), json!(out.len()));
-        self.govern
-            .audit("extract.list", &p.researcher.name, m)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.audit("extract.list", &p.researcher.name, m).await?;
         Ok(json!({
             "partner": p.researcher.name,
             "project": p.project.id,
@@ -111,9 +107,8 @@ impl Governed {
                 m.insert("outcome".into(), json!(e.outcome()));
             }
         }
-        self.govern
-            .audit("extract.download", &p.researcher.name, m)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+        self.audit("extract.download", &p.researcher.name, m)
+            .await?;
         result
     }
 
@@ -124,11 +119,14 @@ impl Governed {
         name: &str,
         range: Option<ByteRange>,
     ) -> Result<Fetched, ApiError> {
-        let x = match self.govern.extract(id) {
+        let key = id.to_owned();
+        let x = match self.with_govern(move |g| Ok(g.extract(&key))).await? {
             Ok(x) => x,
-            Err(dhub_govern::GovernError::NotFound { .. }) => return Err(not_found()),
-            Err(dhub_govern::GovernError::BadName { .. }) => return Err(not_found()),
-            Err(e) => return Err(ApiError::internal(e.to_string())),
+            // an id that names nothing is the same 404 as another project's extract
+            Err(GovernError::NotFound { .. } | GovernError::BadName { .. }) => {
+                return Err(not_found());
+            }
+            Err(e) => return Err(e.into()),
         };
         // another project's extract does not exist, as far as this partner can tell
         if x.project != p.project.id {
@@ -138,7 +136,7 @@ impl Governed {
             ExtractStatus::Released => {}
             ExtractStatus::Revoked if x.released.is_some() => {
                 return Err(ApiError::new(
-                    axum::http::StatusCode::FORBIDDEN,
+                    Kind::Forbidden,
                     "revoked",
                     format!(
                         "extract {id} was revoked by the data manager and can no longer be downloaded"
@@ -154,11 +152,10 @@ impl Governed {
             Some("json") => "application/json",
             _ => "application/octet-stream",
         };
-        match files::open(&self.extracts, &manifest, name, range).await {
-            Ok(Ok(d)) => Ok(Fetched::Ok(d, content_type.to_owned())),
-            Ok(Err(DownloadRefusal::NotFound)) => Err(not_found()),
-            Ok(Err(DownloadRefusal::Unsatisfiable(size))) => Ok(Fetched::Unsatisfiable(size)),
-            Err(e) => Err(ApiError::internal(e.to_string())),
+        match files::open(&self.extracts, &manifest, name, range).await? {
+            Ok(d) => Ok(Fetched::Ok(d, content_type.to_owned())),
+            Err(DownloadRefusal::NotFound) => Err(not_found()),
+            Err(DownloadRefusal::Unsatisfiable(size)) => Ok(Fetched::Unsatisfiable(size)),
         }
     }
 }
