@@ -577,6 +577,28 @@ pub fn incoming(
     )
 }
 
+/// The connection limits after the process's open-file limit: connections beyond half
+/// of it would starve the server of descriptors for its store, workers and audit log.
+pub(crate) fn fit_to_file_limit(mut net: NetLimits) -> NetLimits {
+    #[cfg(unix)]
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let fit = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(16);
+        if net.max_connections > fit {
+            tracing::warn!(
+                max_connections = net.max_connections,
+                open_file_limit = soft,
+                "the connection cap is lowered to {fit}, half the open-file limit; raise the limit (ulimit -n) to allow more"
+            );
+            eprintln!(
+                "dhub serve: the connection cap is lowered to {fit}, half the open-file limit ({soft}); raise `ulimit -n` to allow more"
+            );
+            net.max_connections = fit;
+        }
+    }
+    net.max_connections_per_address = net.max_connections_per_address.min(net.max_connections);
+    net
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -624,26 +646,4 @@ mod tests {
         );
         drop((p2, p3));
     }
-}
-
-/// The connection limits after the process's open-file limit: connections beyond half
-/// of it would starve the server of descriptors for its store, workers and audit log.
-pub(crate) fn fit_to_file_limit(mut net: NetLimits) -> NetLimits {
-    #[cfg(unix)]
-    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
-        let fit = usize::try_from(soft / 2).unwrap_or(usize::MAX).max(16);
-        if net.max_connections > fit {
-            tracing::warn!(
-                max_connections = net.max_connections,
-                open_file_limit = soft,
-                "the connection cap is lowered to {fit}, half the open-file limit; raise the limit (ulimit -n) to allow more"
-            );
-            eprintln!(
-                "dhub serve: the connection cap is lowered to {fit}, half the open-file limit ({soft}); raise `ulimit -n` to allow more"
-            );
-            net.max_connections = fit;
-        }
-    }
-    net.max_connections_per_address = net.max_connections_per_address.min(net.max_connections);
-    net
 }

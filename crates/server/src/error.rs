@@ -20,7 +20,7 @@
 //! | --- | --- |
 //! | `QueryError` | by its code: refused, not found, query failed → 400; timeout → 504; too large, resources exhausted → 413; busy → 429; internal → 500 |
 //! | `AuthFailure` | unknown token → 401; revoked, expired, project expired → 403 |
-//! | `GovernError` | no such thing → 404; bad name, invalid value → 400; exists → 409; the store itself (SQLite, schema, corrupt record, export) → 500 |
+//! | `GovernError` | no such thing → 404; a bad name → 400; exists → 409; anything else → 500 (the store itself, and `Invalid`, whose messages may name server paths or internal failures) |
 //! | `StoreError` | 500: a researcher or partner never names a store object, so a store failure is the server's |
 //! | `ExtractError` | k-anonymity, row limit, pseudonym columns, the extract query → 400; the governance store → as `GovernError`; spec, files, signing key, verification → 500 (their messages name server paths) |
 
@@ -235,11 +235,11 @@ impl From<GovernError> for ApiError {
     fn from(e: GovernError) -> Self {
         match &e {
             GovernError::NotFound { .. } => Self::not_found(e.to_string()),
-            GovernError::BadName { .. } | GovernError::Invalid(_) => {
-                Self::bad_request(e.to_string())
-            }
+            GovernError::BadName { .. } => Self::bad_request(e.to_string()),
             GovernError::Exists { .. } => Self::new(Kind::Conflict, "conflict", e.to_string()),
-            // the store itself: its messages name the server's files
+            // the store itself, and `Invalid`, which also carries failures inside dhub
+            // (a directory it cannot create, the random generator): their messages may
+            // name the server's files, so they stay in the detail
             _ => Self::internal(e.to_string()),
         }
     }
@@ -379,8 +379,15 @@ mod tests {
             hint: "list them",
         });
         assert_eq!((e.status().as_u16(), e.code), (404, "not_found"));
-        let e = ApiError::from(GovernError::Invalid("bad date".into()));
-        assert_eq!((e.status().as_u16(), e.message.as_str()), (400, "bad date"));
+        let e = ApiError::from(GovernError::BadName {
+            kind: "extract id",
+            value: "x y".into(),
+            rule: "letters and digits",
+        });
+        assert_eq!((e.status().as_u16(), e.code), (400, "bad_request"));
+        let e = ApiError::from(GovernError::Invalid("cannot create /srv/dhub".into()));
+        assert_eq!(e.status().as_u16(), 500);
+        assert!(!e.message.contains("/srv"), "{}", e.message);
         let e = ApiError::from(GovernError::Corrupt {
             path: "/srv/dhub/govern.db".into(),
             what: "project p".into(),
@@ -409,8 +416,11 @@ mod tests {
         let e: Result<(), ApiError> =
             Err(GovernError::Invalid("x".into())).context("writing the audit entry");
         let e = e.unwrap_err();
-        assert_eq!(e.message, "x");
+        assert_eq!(e.code, "internal");
         assert_eq!(e.detail, "writing the audit entry: x");
+        let e: Result<(), ApiError> = Err(ApiError::bad_request("y")).context("reading");
+        let e = e.unwrap_err();
+        assert_eq!((e.message.as_str(), e.detail.as_str()), ("y", "reading: y"));
     }
 
     #[test]
@@ -422,7 +432,10 @@ mod tests {
         let s = tonic::Status::from(e);
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
         assert_eq!(s.metadata().get("retry-after").unwrap(), "7");
-        assert_eq!(s.metadata().get("x-dhub-error-code").unwrap(), "rate_limited");
+        assert_eq!(
+            s.metadata().get("x-dhub-error-code").unwrap(),
+            "rate_limited"
+        );
         // busy (the queue) asks for a retry in a second over HTTP
         let busy: ApiError = QueryError::new(ErrorCode::Busy, "busy").into();
         assert_eq!(busy.into_response().headers()[header::RETRY_AFTER], "1");

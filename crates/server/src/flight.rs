@@ -807,8 +807,8 @@ pub fn server(
     let svc = arrow_flight::flight_service_server::FlightServiceServer::from_arc(
         DhubFlightSql::start(g.clone()),
     )
-            .max_decoding_message_size(16 << 20)
-            .max_encoding_message_size(64 << 20);
+    .max_decoding_message_size(16 << 20)
+    .max_encoding_message_size(64 << 20);
     let mut builder = tonic::transport::Server::builder();
     if let Some((cert, key)) = tls {
         let read = |p: &std::path::Path| {

@@ -7,8 +7,8 @@
 //!
 //! | behaviour | where |
 //! | --- | --- |
-//! | the failed-authentication limit per address (429 `rate_limited`) | [`Governed::throttle`], [`Governed::failed_authentication`] (counts in [`crate::conn::Net`]) |
-//! | a researcher's or partner's token, checked; a refusal counted and audited | [`Governed::authenticate`], [`Governed::authenticate_partner`]; the counts in [`refusals`] |
+//! | the failed-authentication limit per address (429 `rate_limited`) | [`Governed::throttle`], [`Governed::failed_authentication`] (counts in `conn::Net`) |
+//! | a researcher's or partner's token, checked; a refusal counted and audited | [`Governed::authenticate`], [`Governed::authenticate_partner`]; the counts in `governed::refusals` |
 //! | a project's scope (its release's versions of the granted tables) | [`Governed::scope`] |
 //! | a place in the admission queue (fair, bounded; 429 `busy`) | [`crate::queue`], taken by [`Governed::query`] and [`Governed::tables`] |
 //! | an isolated query worker (guard, session, disclosure control, limits) | [`Governed::query`] over `dhub_query::WorkerPool` |

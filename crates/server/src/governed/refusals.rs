@@ -75,7 +75,13 @@ fn ts(t: DateTime<Utc>) -> String {
 
 impl Refusals {
     /// Counts one refusal at `now`; returns whether something is due to be written.
-    pub(crate) fn note(&self, r: &Refused, role: &'static str, caller: &Caller, now: DateTime<Utc>) -> bool {
+    pub(crate) fn note(
+        &self,
+        r: &Refused,
+        role: &'static str,
+        caller: &Caller,
+        now: DateTime<Utc>,
+    ) -> bool {
         let minute = now.timestamp().div_euclid(60);
         let key = Key {
             minute,
@@ -102,7 +108,11 @@ impl Refusals {
 
     /// Takes the counts whose minute is over at `now` (every count when `all`), as
     /// audit entries `(kind, actor, fields)`, oldest first.
-    pub(crate) fn take(&self, now: DateTime<Utc>, all: bool) -> Vec<(String, String, Map<String, Value>)> {
+    pub(crate) fn take(
+        &self,
+        now: DateTime<Utc>,
+        all: bool,
+    ) -> Vec<(String, String, Map<String, Value>)> {
         let minute = now.timestamp().div_euclid(60);
         let mut m = self
             .pending
