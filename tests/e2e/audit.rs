@@ -424,3 +424,44 @@ fn audit_volume_is_bounded_and_every_authenticated_request_is_audited() {
     let (v, _) = ok(dhub(d).args(["audit", "verify"]).output().unwrap());
     assert!(v.contains("intact"), "{v}");
 }
+
+/// `dhub audit verify` on a governance file written by the dhub before the typed audit
+/// events (`tests/fixtures/govern-v3/`, every kind of entry it wrote, with its signed
+/// checkpoints): the chain, the checkpoints and the records still verify.
+#[test]
+fn a_store_written_by_the_previous_version_still_verifies() {
+    let fx = repo().join("tests/fixtures/govern-v3");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(fx.join("govern.db"), d.join("govern.db")).unwrap();
+    let audit = d.join("checkpoints/_audit");
+    std::fs::create_dir_all(&audit).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [d.join("checkpoints"), audit.clone()] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+    }
+    for e in std::fs::read_dir(fx.join("_audit")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), audit.join(e.file_name())).unwrap();
+    }
+    let key = std::fs::read_to_string(fx.join("audit-public-key.hex")).unwrap();
+    let (out, _) = ok(dhub(d)
+        .args(["audit", "verify", "--public-key", key.trim(), "--govern"])
+        .arg(d.join("govern.db"))
+        .arg("--audit-checkpoints")
+        .arg(d.join("checkpoints"))
+        .output()
+        .unwrap());
+    assert!(
+        out.contains("audit log intact: 31 entries; 6 project, researcher and partner records"),
+        "{out}"
+    );
+    assert!(
+        out.contains("9 signed checkpoint(s) at")
+            && out.contains("the newest covers entry 31, so 0 later entries"),
+        "{out}"
+    );
+}

@@ -10,10 +10,9 @@
 
 use chrono::{DateTime, Utc};
 use dhub_deid::MasterKey;
-use dhub_govern::{ExtractRecord, ExtractStatus, Govern, Project};
+use dhub_govern::{AuditEvent, ExtractRecord, ExtractReleased, ExtractStatus, Govern, Project};
 use dhub_query::{QueryService, Scope};
 use dhub_store::{Location, Store};
-use serde_json::{Map, json};
 
 use crate::error::{ExtractError, Result};
 use crate::run::{RunInput, RunOutput, run};
@@ -121,12 +120,13 @@ pub async fn run_and_record(
         Ok(out) => out,
         Err(e) => {
             let reason = chain(&e);
-            let mut m = Map::new();
-            m.insert("extract".into(), json!(x.id));
-            m.insert("project".into(), json!(x.project));
-            m.insert("outcome".into(), json!("failed"));
-            m.insert("reason".into(), json!(reason));
-            return Err(match blocking(|| govern.audit("extract.run", actor, m)) {
+            let event = AuditEvent::ExtractRun {
+                extract: x.id.clone(),
+                project: x.project.clone(),
+                outcome: "failed".to_owned(),
+                reason: reason.clone(),
+            };
+            return Err(match blocking(|| govern.audit(&event, actor)) {
                 Ok(_) => e,
                 Err(source) => ExtractError::FailureNotAudited { reason, source },
             });
@@ -134,18 +134,16 @@ pub async fn run_and_record(
     };
     let m = &out.manifest;
     let bytes: u64 = m.files.iter().map(|f| f.bytes).sum();
-    let mut detail = Map::new();
-    detail.insert("rows".into(), json!(m.rows));
-    detail.insert("files".into(), json!(m.files.len()));
-    detail.insert("bytes".into(), json!(bytes));
-    detail.insert("k".into(), json!(m.k));
-    detail.insert("k_achieved".into(), json!(m.k_achieved));
-    detail.insert("recipient".into(), json!(m.recipient));
-    detail.insert(
-        "manifest_sha256".into(),
-        json!(sha256_hex(out.manifest_json.as_bytes())),
-    );
-    blocking(|| govern.release_extract(&x.id, &out.location, &out.manifest_json, actor, detail))?;
+    let released = ExtractReleased {
+        rows: m.rows,
+        files: m.files.len() as u64,
+        bytes,
+        k: m.k,
+        k_achieved: m.k_achieved,
+        recipient: m.recipient.clone(),
+        manifest_sha256: sha256_hex(out.manifest_json.as_bytes()),
+    };
+    blocking(|| govern.release_extract(&x.id, &out.location, &out.manifest_json, actor, released))?;
     Ok(out)
 }
 

@@ -9,9 +9,8 @@ use chrono::{DateTime, Utc};
 use ring::rand::SecureRandom;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
-use crate::audit::append_tx;
+use crate::audit::{AuditEvent, ExtractReleased, append_tx};
 use crate::{Govern, GovernError, Result, check_name, now, ts};
 
 /// Where an extract is in its workflow.
@@ -169,6 +168,28 @@ fn new_id() -> Result<String> {
     ))
 }
 
+/// A step of the workflow after the request, as audited.
+enum Step {
+    Approve,
+    Release(ExtractReleased),
+    Revoke,
+}
+
+impl Step {
+    fn event(self, id: &str, project: String) -> AuditEvent {
+        let extract = id.to_owned();
+        match self {
+            Step::Approve => AuditEvent::ExtractApprove { extract, project },
+            Step::Release(released) => AuditEvent::ExtractRelease {
+                extract,
+                project,
+                released,
+            },
+            Step::Revoke => AuditEvent::ExtractRevoke { extract, project },
+        }
+    }
+}
+
 fn not_found(id: &str) -> GovernError {
     GovernError::NotFound {
         kind: "extract",
@@ -212,14 +233,15 @@ impl Govern {
             ],
         )
         .map_err(|e| self.sql(e))?;
-        let mut detail = Map::new();
-        detail.insert("extract".into(), json!(id));
-        detail.insert("name".into(), json!(new.name));
-        detail.insert("project".into(), json!(new.project));
-        detail.insert("recipient".into(), json!(new.recipient));
-        detail.insert("spec_sha256".into(), json!(new.spec_sha256));
-        detail.insert("sql_sha256".into(), json!(new.sql_sha256));
-        append_tx(&tx, "extract.request", by, detail).map_err(|e| self.sql(e))?;
+        let event = AuditEvent::ExtractRequest {
+            extract: id.clone(),
+            name: new.name.clone(),
+            project: new.project.clone(),
+            recipient: new.recipient.clone(),
+            spec_sha256: new.spec_sha256.clone(),
+            sql_sha256: new.sql_sha256.clone(),
+        };
+        append_tx(&tx, &event, by).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         drop(conn);
         self.extract(&id)
@@ -246,30 +268,28 @@ impl Govern {
             ExtractStatus::Pending,
             "UPDATE extracts SET status = 'approved', approved_by = ?2, approved = ?3 WHERE id = ?1 AND status = 'pending'",
             &[&by, &ts(now())],
-            "extract.approve",
+            Step::Approve,
             by,
-            Map::new(),
         )
     }
 
     /// Marks an approved extract released once its files, manifest and signature are
-    /// written (audited as `extract.release` with `detail`).
+    /// written (audited as `extract.release` with what was `released`).
     pub fn release_extract(
         &self,
         id: &str,
         location: &str,
         manifest: &str,
         actor: &str,
-        detail: Map<String, Value>,
+        released: ExtractReleased,
     ) -> Result<ExtractRecord> {
         self.transition(
             id,
             ExtractStatus::Approved,
             "UPDATE extracts SET status = 'released', released = ?2, location = ?3, manifest = ?4 WHERE id = ?1 AND status = 'approved'",
             &[&ts(now()), &location, &manifest],
-            "extract.release",
+            Step::Release(released),
             actor,
-            detail,
         )
     }
 
@@ -286,22 +306,19 @@ impl Govern {
             x.status,
             "UPDATE extracts SET status = 'revoked', revoked = ?2, revoked_by = ?3 WHERE id = ?1 AND status <> 'revoked'",
             &[&ts(now()), &by],
-            "extract.revoke",
+            Step::Revoke,
             by,
-            Map::new(),
         )
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn transition(
         &self,
         id: &str,
         from: ExtractStatus,
         update: &str,
         args: &[&dyn rusqlite::ToSql],
-        kind: &str,
+        step: Step,
         actor: &str,
-        mut detail: Map<String, Value>,
     ) -> Result<ExtractRecord> {
         let mut conn = self.conn();
         let tx = conn
@@ -333,9 +350,7 @@ impl Govern {
                 "extract {id} changed while this command ran; try again"
             )));
         }
-        detail.insert("extract".into(), json!(id));
-        detail.insert("project".into(), json!(project));
-        append_tx(&tx, kind, actor, detail).map_err(|e| self.sql(e))?;
+        append_tx(&tx, &step.event(id, project), actor).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         drop(conn);
         self.extract(id)
@@ -394,6 +409,18 @@ mod tests {
         }
     }
 
+    fn released() -> ExtractReleased {
+        ExtractReleased {
+            rows: 1,
+            files: 1,
+            bytes: 10,
+            k: 5,
+            k_achieved: Some(5),
+            recipient: "Uni".into(),
+            manifest_sha256: "c".repeat(64),
+        }
+    }
+
     #[test]
     fn four_eyes_workflow_is_enforced_and_audited() {
         let (_d, g) = setup();
@@ -406,7 +433,7 @@ mod tests {
         assert!(g.approve_extract(&x.id, "ADA").is_err());
         // releasing before approval is refused
         assert!(
-            g.release_extract(&x.id, "u", "{}", "dm", Map::new())
+            g.release_extract(&x.id, "u", "{}", "dm", released())
                 .is_err()
         );
         let a = g.approve_extract(&x.id, "bob").unwrap();
@@ -414,7 +441,7 @@ mod tests {
         assert_eq!(a.approved_by.as_deref(), Some("bob"));
         assert!(g.approve_extract(&x.id, "cy").is_err());
         let r = g
-            .release_extract(&x.id, "file:///x", "{\"m\":1}", "dm", Map::new())
+            .release_extract(&x.id, "file:///x", "{\"m\":1}", "dm", released())
             .unwrap();
         assert_eq!(r.status, ExtractStatus::Released);
         assert_eq!(r.manifest.as_deref(), Some("{\"m\":1}"));

@@ -8,9 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use ring::rand::SecureRandom;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, json};
 
-use crate::audit::append_tx;
+use crate::audit::{AuditEvent, append_tx};
 use crate::error::{GovernError, Result};
 use crate::{Govern, Project, check_name, now, parse_date, ts};
 
@@ -44,6 +43,42 @@ impl Holder {
         match self {
             Holder::Researcher => "researchers",
             Holder::Partner => "partners",
+        }
+    }
+    /// The `researcher.add` / `partner.add` event.
+    fn added(
+        self,
+        name: &str,
+        project: &str,
+        expires: Option<String>,
+        token_sha256: String,
+    ) -> AuditEvent {
+        let (name, project, token_sha256) =
+            (name.to_owned(), project.to_owned(), Some(token_sha256));
+        match self {
+            Holder::Researcher => AuditEvent::ResearcherAdd {
+                researcher: name,
+                project,
+                expires,
+                token_sha256,
+            },
+            Holder::Partner => AuditEvent::PartnerAdd {
+                partner: name,
+                project,
+                expires,
+                token_sha256,
+            },
+        }
+    }
+    /// The `researcher.revoke` / `partner.revoke` event.
+    fn revoked(self, name: &str) -> AuditEvent {
+        match self {
+            Holder::Researcher => AuditEvent::ResearcherRevoke {
+                researcher: name.to_owned(),
+            },
+            Holder::Partner => AuditEvent::PartnerRevoke {
+                partner: name.to_owned(),
+            },
         }
     }
     pub(crate) fn kind(self) -> &'static str {
@@ -211,15 +246,10 @@ impl Govern {
             params![name, project, hash, ts(now()), expires.map(|d| d.to_string())],
         )
         .map_err(|e| self.sql(e))?;
-        let mut detail = Map::new();
-        detail.insert(holder.kind().into(), json!(name));
-        detail.insert("project".into(), json!(project));
-        detail.insert("expires".into(), json!(expires.map(|d| d.to_string())));
         // binds the row's token hash to this entry: `dhub audit verify` finds a token
         // swapped in the table (the hash of a 256-bit random token reveals nothing)
-        detail.insert("token_sha256".into(), json!(hash));
-        append_tx(&tx, &format!("{}.add", holder.kind()), actor, detail)
-            .map_err(|e| self.sql(e))?;
+        let event = holder.added(name, project, expires.map(|d| d.to_string()), hash);
+        append_tx(&tx, &event, actor).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(token)
     }
@@ -265,10 +295,7 @@ impl Govern {
             }
             return Ok(());
         }
-        let mut detail = Map::new();
-        detail.insert(holder.kind().into(), json!(name));
-        append_tx(&tx, &format!("{}.revoke", holder.kind()), actor, detail)
-            .map_err(|e| self.sql(e))?;
+        append_tx(&tx, &holder.revoked(name), actor).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(())
     }
@@ -412,6 +439,7 @@ impl Govern {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RequestEvent;
     use crate::testutil::{populated, store};
     use crate::{NewProject, parse_date};
 
@@ -473,9 +501,9 @@ mod tests {
         // several entries in one transaction
         let before = g.audit_verify().unwrap().unwrap();
         let last = g
-            .audit_many(vec![
-                ("a".into(), "x".into(), Map::new()),
-                ("b".into(), "y".into(), Map::new()),
+            .audit_many(&[
+                (AuditEvent::Whoami(RequestEvent::default()), "x".into()),
+                (AuditEvent::Whoami(RequestEvent::default()), "y".into()),
             ])
             .unwrap();
         assert_eq!(last, before + 2);

@@ -21,7 +21,7 @@
 //! | `projects` | projects and their output policies: [`Project`], [`NewProject`], [`Grant`], [`OutputPolicy`] ([`Mode`], [`Suppression`], [`Approval`]); [`Govern::create_project`], [`Govern::project`], [`Govern::projects`] |
 //! | `holders` | researchers and partners and their tokens: [`Researcher`], [`Partner`], [`TOKEN_PREFIX`], [`token_hash`]; adding, revoking and listing them; checking a bearer token ([`Govern::check_token`] → [`Principal`], or [`AuthFailure`] / [`Refused`]) |
 //! | `extracts` | partner extracts and their four-eyes workflow: [`NewExtract`], [`ExtractRecord`], [`ExtractStatus`] |
-//! | [`audit`] | the tamper-evident chain: entry format, canonical JSON and hashes, bounded texts, signed [`Checkpoint`]s; `audit/log.rs` appends ([`Govern::audit`]), reads, looks up and exports; `audit/verify.rs` verifies the chain, the checkpoints and the governance records ([`Govern::audit_verify_with`] → [`Verified`]) |
+//! | [`audit`] | the tamper-evident chain: entry format, canonical JSON and hashes, bounded texts, signed [`Checkpoint`]s; `audit/event.rs` the typed events ([`AuditEvent`]: one variant per kind, one canonical JSON form); `audit/log.rs` appends ([`Govern::audit`]), reads, looks up (a query's events by its id through an index: [`Govern::query_events`]) and exports; `audit/verify.rs` verifies the chain, the checkpoints and the governance records ([`Govern::audit_verify_with`] → [`Verified`]) |
 //! | `names` | [`check_name`], [`parse_date`]: the ids, names and dates the store accepts |
 //! | `error` | [`GovernError`], [`Result`] |
 //!
@@ -58,7 +58,10 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-pub use audit::{AuditEntry, ChainBreak, Checkpoint, Verified};
+pub use audit::{
+    AuditEntry, AuditEvent, ChainBreak, Checkpoint, ExtractReleased, QueryEvent, RefusalCount,
+    RequestEvent, Verified,
+};
 pub use error::{GovernError, Result};
 pub use extracts::{ExtractRecord, ExtractStatus, NewExtract};
 pub use holders::{AuthFailure, Partner, Principal, Refused, Researcher, TOKEN_PREFIX, token_hash};

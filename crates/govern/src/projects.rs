@@ -5,9 +5,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
 
-use crate::audit::append_tx;
+use crate::audit::{AuditEvent, append_tx};
 use crate::error::{GovernError, Result};
 use crate::{Govern, check_name, now, parse_date, ts};
 
@@ -342,19 +341,14 @@ impl Govern {
             ],
         )
         .map_err(|e| self.sql(e))?;
-        let mut detail = Map::new();
-        detail.insert("project".into(), json!(project.id));
-        detail.insert("release".into(), json!(project.release));
-        detail.insert("tables".into(), json!(project.tables.to_string()));
-        detail.insert(
-            "policy".into(),
-            serde_json::to_value(&project.policy).unwrap_or(Value::Null),
-        );
-        detail.insert(
-            "expires".into(),
-            json!(project.expires.map(|d| d.to_string())),
-        );
-        append_tx(&tx, "project.create", actor, detail).map_err(|e| self.sql(e))?;
+        let event = AuditEvent::ProjectCreate {
+            project: project.id.clone(),
+            release: project.release.clone(),
+            tables: project.tables.to_string(),
+            policy: project.policy.clone(),
+            expires: project.expires.map(|d| d.to_string()),
+        };
+        append_tx(&tx, &event, actor).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(project)
     }

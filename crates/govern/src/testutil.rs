@@ -22,7 +22,7 @@ pub(crate) fn populated() -> (tempfile::TempDir, Govern) {
         let mut m = Map::new();
         m.insert("researcher".into(), json!("ada"));
         m.insert("sql".into(), json!(format!("SELECT {i}")));
-        g.audit("query", "ada", m).unwrap();
+        g.audit_raw("query", "ada", m).unwrap();
     }
     (d, g)
 }

@@ -32,10 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dhub_govern::{AuthFailure, Govern, Principal, Refused};
+use dhub_govern::{AuditEvent, AuthFailure, Govern, Principal, QueryEvent, Refused, RequestEvent};
 use dhub_query::{Answer, QueryError, QueryOutput, Scope, TableInfo, WorkerPool, WorkerRequest};
 use dhub_store::{Release, Store};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::ServerConfig;
 use crate::conn::Net;
@@ -154,15 +154,10 @@ impl Governed {
     }
 
     /// Writes one audit entry (on the blocking thread pool).
-    pub(crate) async fn audit(
-        &self,
-        kind: &'static str,
-        actor: &str,
-        fields: Map<String, Value>,
-    ) -> Result<(), ApiError> {
+    pub(crate) async fn audit(&self, event: AuditEvent, actor: &str) -> Result<(), ApiError> {
         let actor = actor.to_owned();
         self.with_govern(move |g| {
-            g.audit(kind, &actor, fields)
+            g.audit(&event, &actor)
                 .map(|_| ())
                 .context("writing the audit entry")
         })
@@ -264,12 +259,12 @@ impl Governed {
     /// Writes the refusal counts whose minute is over (every count when `all`, as at
     /// shutdown) to the audit log, in one transaction, on the blocking thread pool.
     pub async fn flush_refusals(&self, all: bool) -> Result<(), ApiError> {
-        let entries = self.refusals.take(Utc::now(), all);
+        let entries = self.refusals.take_events(Utc::now(), all);
         if entries.is_empty() {
             return Ok(());
         }
         self.with_govern(move |g| {
-            g.audit_many(entries)
+            g.audit_many(&entries)
                 .map(|_| ())
                 .context("writing the audit entry")
         })
@@ -279,11 +274,11 @@ impl Governed {
     /// Writes every open refusal count at once, on this thread: the backstop of a
     /// drop, where nothing can be awaited (normally the counts are written by then).
     pub(crate) fn flush_refusals_now(&self) {
-        let entries = self.refusals.take(Utc::now(), true);
+        let entries = self.refusals.take_events(Utc::now(), true);
         if entries.is_empty() {
             return;
         }
-        if let Err(e) = self.govern.audit_many(entries) {
+        if let Err(e) = self.govern.audit_many(&entries) {
             tracing::error!(error = %e, "writing refusal counts to the audit log");
         }
     }
@@ -340,51 +335,36 @@ impl Governed {
         }
         .await;
         let ms = started.elapsed().as_millis() as u64;
-        let mut m = Map::new();
-        m.insert("query_id".into(), json!(id));
-        m.insert("researcher".into(), json!(p.researcher.name));
-        m.insert("project".into(), json!(p.project.id));
-        m.insert("release".into(), json!(p.project.release));
-        m.insert("client".into(), json!(caller.addr));
-        m.insert("via".into(), json!(caller.via));
-        // a long text is kept as a prefix, its SHA-256 and its length: whole for an
-        // answered query up to 64 KiB, up to 4 KiB for a refused one
-        let sql_limit = if result.is_ok() {
-            dhub_govern::audit::FIELD_LIMIT
-        } else {
-            dhub_govern::audit::TEXT_LIMIT
+        let mut event = QueryEvent {
+            query_id: id.clone(),
+            researcher: p.researcher.name.clone(),
+            project: p.project.id.clone(),
+            release: p.project.release.clone(),
+            client: caller.addr.clone(),
+            via: caller.via.to_owned(),
+            // bounded by the event: whole for an answered query up to 64 KiB, up to
+            // 4 KiB for a refused one (a prefix, its SHA-256 and its length)
+            sql: sql.to_owned(),
+            duration_ms: ms,
+            queued_ms: queued.as_millis() as u64,
+            ..QueryEvent::default()
         };
-        dhub_govern::audit::bound_text(&mut m, "sql", sql, sql_limit);
-        m.insert("duration_ms".into(), json!(ms));
-        m.insert("queued_ms".into(), json!(queued.as_millis() as u64));
         match &result {
             Ok(o) => {
-                m.insert("outcome".into(), json!("ok"));
-                m.insert("rows".into(), json!(o.rows));
-                m.insert("bytes".into(), json!(o.bytes));
-                m.insert(
-                    "disclosure".into(),
-                    serde_json::to_value(&o.disclosure).unwrap_or(Value::Null),
-                );
+                event.outcome = "ok".to_owned();
+                event.rows = Some(o.rows as u64);
+                event.bytes = Some(o.bytes as u64);
+                event.disclosure = Some(serde_json::to_value(&o.disclosure).unwrap_or(Value::Null));
             }
             Err(e) => {
-                m.insert("outcome".into(), json!(e.outcome()));
-                m.insert("status".into(), json!(e.status().as_u16()));
-                dhub_govern::audit::bound_text(
-                    &mut m,
-                    "error",
-                    &e.message,
-                    dhub_govern::audit::TEXT_LIMIT,
-                );
-                dhub_govern::audit::bound_text(
-                    &mut m,
-                    "detail",
-                    &e.detail,
-                    dhub_govern::audit::TEXT_LIMIT,
-                );
+                event.outcome = e.outcome().to_owned();
+                event.status = Some(e.status().as_u16());
+                event.error = Some(e.message.clone());
+                event.detail = Some(e.detail.clone());
             }
         }
-        self.audit("query", &p.researcher.name, m).await?;
+        self.audit(AuditEvent::Query(event), &p.researcher.name)
+            .await?;
         self.metrics.count_query(
             result.as_ref().map_or_else(|e| e.code, |_| "ok"),
             started.elapsed(),
@@ -409,12 +389,7 @@ impl Governed {
             p.researcher.name.clone(),
             p.project.id.clone(),
         );
-        let mut m = Map::new();
-        m.insert("query_id".into(), json!(query_id));
-        m.insert("researcher".into(), json!(p.researcher.name));
-        m.insert("project".into(), json!(p.project.id));
-        m.insert("client".into(), json!(caller.addr));
-        m.insert("via".into(), json!(caller.via));
+        let (query_id, client, via) = (query_id.to_owned(), caller.addr.clone(), caller.via);
         let refused = self
             .with_govern(move |govern| {
                 let failure = match govern.check_token(&token)? {
@@ -424,12 +399,16 @@ impl Governed {
                     Ok(_) => AuthFailure::Unknown,
                     Err(f) => f,
                 };
-                m.insert(
-                    "reason".into(),
-                    json!(format!("{failure:?}").to_lowercase()),
-                );
+                let event = AuditEvent::QueryWithheld {
+                    query_id,
+                    researcher: who.clone(),
+                    project,
+                    client,
+                    via: via.to_owned(),
+                    reason: format!("{failure:?}").to_lowercase(),
+                };
                 govern
-                    .audit("query.withheld", &who, m)
+                    .audit(&event, &who)
                     .context("writing the audit entry")?;
                 Ok(Some(failure))
             })
@@ -444,37 +423,32 @@ impl Governed {
     }
 
     /// Writes one entry for a request of an authenticated researcher other than a
-    /// query (`kind`: `tables`, `whoami`, `disclosure.lookup`, …), with its outcome,
-    /// before the answer goes out. An entry that cannot be written fails the request.
+    /// query (`tables`, `whoami`, `disclosure.lookup`, …: `event` makes it from who
+    /// asked, from where, and the outcome), before the answer goes out. An entry that
+    /// cannot be written fails the request.
     pub async fn audit_request(
         &self,
         p: &Principal,
         caller: &Caller,
-        kind: &'static str,
         outcome: Result<(), &ApiError>,
-        mut fields: Map<String, Value>,
+        event: impl FnOnce(RequestEvent) -> AuditEvent,
     ) -> Result<(), ApiError> {
-        fields.insert("researcher".into(), json!(p.researcher.name));
-        fields.insert("project".into(), json!(p.project.id));
-        fields.insert("release".into(), json!(p.project.release));
-        fields.insert("client".into(), json!(caller.addr));
-        fields.insert("via".into(), json!(caller.via));
-        match outcome {
-            Ok(()) => {
-                fields.insert("outcome".into(), json!("ok"));
-            }
-            Err(e) => {
-                fields.insert("outcome".into(), json!(e.outcome()));
-                fields.insert("status".into(), json!(e.status().as_u16()));
-                dhub_govern::audit::bound_text(
-                    &mut fields,
-                    "error",
-                    &e.message,
-                    dhub_govern::audit::TEXT_LIMIT,
-                );
-            }
+        let mut request = RequestEvent {
+            researcher: p.researcher.name.clone(),
+            project: p.project.id.clone(),
+            release: p.project.release.clone(),
+            client: caller.addr.clone(),
+            via: caller.via.to_owned(),
+            outcome: "ok".to_owned(),
+            status: None,
+            error: None,
+        };
+        if let Err(e) = outcome {
+            request.outcome = e.outcome().to_owned();
+            request.status = Some(e.status().as_u16());
+            request.error = Some(e.message.clone());
         }
-        self.audit(kind, &p.researcher.name, fields).await
+        self.audit(event(request), &p.researcher.name).await
     }
 
     /// The tables and views a researcher may query.
@@ -500,18 +474,12 @@ impl Governed {
             return Err(not_found());
         }
         let key = id.to_owned();
-        let found = self
-            .with_govern(move |g| Ok(g.audit_find_query(&key)?))
-            .await?;
-        let entry = found
-            .into_iter()
-            .map(|e| e.entry)
-            .find(|e| e.get("project").and_then(Value::as_str) == Some(p.project.id.as_str()));
-        match entry {
-            Some(e) => Ok(json!({
+        let found = self.with_govern(move |g| Ok(g.query_events(&key)?)).await?;
+        match found.into_iter().find(|q| q.project == p.project.id) {
+            Some(q) => Ok(json!({
                 "query_id": id,
-                "outcome": e.get("outcome").cloned().unwrap_or(Value::Null),
-                "disclosure": e.get("disclosure").cloned().unwrap_or(Value::Null),
+                "outcome": q.outcome,
+                "disclosure": q.disclosure,
             })),
             None => Err(not_found()),
         }

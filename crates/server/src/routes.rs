@@ -14,8 +14,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use dhub_govern::AuditEvent;
 use serde::Deserialize;
-use serde_json::{Map, json};
+use serde_json::json;
 
 use crate::conn::Registry;
 use crate::credentials::bearer;
@@ -209,17 +210,19 @@ async fn query(
         Ok(x) => x,
         Err(e) => {
             // a body that is not a query is audited too (a bounded prefix of it)
-            let mut f = Map::new();
-            if let Ok(b) = &body {
-                f.insert("body_bytes".into(), json!(b.len()));
-                dhub_govern::audit::bound_text(
-                    &mut f,
-                    "body",
-                    &String::from_utf8_lossy(b),
-                    dhub_govern::audit::TEXT_LIMIT,
-                );
-            }
-            g.audit_request(&p, &c, "query.invalid", Err(&e), f).await?;
+            let (body_bytes, body) = match &body {
+                Ok(b) => (
+                    Some(b.len() as u64),
+                    Some(String::from_utf8_lossy(b).into_owned()),
+                ),
+                Err(_) => (None, None),
+            };
+            g.audit_request(&p, &c, Err(&e), |request| AuditEvent::QueryInvalid {
+                request,
+                body_bytes,
+                body,
+            })
+            .await?;
             return Err(e);
         }
     };
@@ -248,12 +251,11 @@ async fn tables(
     let c = caller(addr);
     let p = g.authenticate(bearer(&headers), &c).await?;
     let t = g.tables(&p).await;
-    let mut f = Map::new();
-    if let Ok(t) = &t {
-        f.insert("tables".into(), json!(t.len()));
-    }
-    g.audit_request(&p, &c, "tables", t.as_ref().map(|_| ()), f)
-        .await?;
+    let tables = t.as_ref().ok().map(|t| t.len() as u64);
+    g.audit_request(&p, &c, t.as_ref().map(|_| ()), |request| {
+        AuditEvent::Tables { request, tables }
+    })
+    .await?;
     let t = t?;
     Ok(
         axum::Json(json!({"project": p.project.id, "release": p.project.release, "tables": t}))
@@ -268,8 +270,7 @@ async fn whoami(
 ) -> Result<Response, ApiError> {
     let c = caller(addr);
     let p = g.authenticate(bearer(&headers), &c).await?;
-    g.audit_request(&p, &c, "whoami", Ok(()), Map::new())
-        .await?;
+    g.audit_request(&p, &c, Ok(()), AuditEvent::Whoami).await?;
     Ok(axum::Json(json!({
         "researcher": p.researcher.name,
         "project": p.project.id,
@@ -292,10 +293,13 @@ async fn disclosure(
     let p = g.authenticate(bearer(&headers), &c).await?;
     let found = g.disclosure(&p, &id).await;
     // every lookup is audited, found or not (the id asked for, bounded)
-    let mut f = Map::new();
-    dhub_govern::audit::bound_text(&mut f, "lookup_query_id", &id, 64);
-    g.audit_request(&p, &c, "disclosure.lookup", found.as_ref().map(|_| ()), f)
-        .await?;
+    g.audit_request(&p, &c, found.as_ref().map(|_| ()), |request| {
+        AuditEvent::DisclosureLookup {
+            request,
+            lookup_query_id: id.clone(),
+        }
+    })
+    .await?;
     Ok(axum::Json(found?).into_response())
 }
 

@@ -7,26 +7,26 @@ use std::path::Path;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value, json};
 
-use crate::audit::{self, AuditEntry};
+use crate::audit::{self, AuditEntry, AuditEvent, QueryEvent};
 use crate::error::{GovernError, Result};
 use crate::{Govern, now, ts};
 
 impl Govern {
-    /// Appends an audit entry `{kind, time, actor, …fields}` to the chain, committed
-    /// before this returns. Returns its sequence number.
-    pub fn audit(&self, kind: &str, actor: &str, fields: Map<String, Value>) -> Result<i64> {
+    /// Appends `event` as an audit entry `{kind, actor, time, …its fields}` to the chain,
+    /// committed before this returns. Returns its sequence number.
+    pub fn audit(&self, event: &AuditEvent, actor: &str) -> Result<i64> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
-        let seq = append_tx(&tx, kind, actor, fields).map_err(|e| self.sql(e))?;
+        let seq = append_tx(&tx, event, actor).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(seq)
     }
 
-    /// Appends several entries `(kind, actor, fields)` in one transaction (one write to
-    /// disk), in order. Returns the last sequence number (0 when `entries` is empty).
-    pub fn audit_many(&self, entries: Vec<(String, String, Map<String, Value>)>) -> Result<i64> {
+    /// Appends several `(event, actor)` entries in one transaction (one write to disk),
+    /// in order. Returns the last sequence number (0 when `entries` is empty).
+    pub fn audit_many(&self, entries: &[(AuditEvent, String)]) -> Result<i64> {
         if entries.is_empty() {
             return Ok(0);
         }
@@ -35,9 +35,26 @@ impl Govern {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.sql(e))?;
         let mut seq = 0;
-        for (kind, actor, fields) in entries {
-            seq = append_tx(&tx, &kind, &actor, fields).map_err(|e| self.sql(e))?;
+        for (event, actor) in entries {
+            seq = append_tx(&tx, event, actor).map_err(|e| self.sql(e))?;
         }
+        tx.commit().map_err(|e| self.sql(e))?;
+        Ok(seq)
+    }
+
+    /// Appends an entry of any `kind` with untyped `fields` (the unit tests' chains).
+    #[cfg(test)]
+    pub(crate) fn audit_raw(
+        &self,
+        kind: &str,
+        actor: &str,
+        fields: Map<String, Value>,
+    ) -> Result<i64> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.sql(e))?;
+        let seq = append_entry(&tx, kind, actor, fields).map_err(|e| self.sql(e))?;
         tx.commit().map_err(|e| self.sql(e))?;
         Ok(seq)
     }
@@ -63,6 +80,24 @@ impl Govern {
     /// `audit_query_id` index (migration 3), not a scan of the log.
     pub fn audit_find_query(&self, query_id: &str) -> Result<Vec<AuditEntry>> {
         self.audit_entries(AUDIT_FIND_QUERY, params![query_id])
+    }
+
+    /// The `query` events of query `query_id`, oldest first, typed: the same lookup
+    /// through the `audit_query_id` index as [`Govern::audit_find_query`].
+    pub fn query_events(&self, query_id: &str) -> Result<Vec<QueryEvent>> {
+        let mut out = Vec::new();
+        for e in self.audit_find_query(query_id)? {
+            match AuditEvent::from_entry(&e.entry) {
+                Some(AuditEvent::Query(q)) => out.push(q),
+                _ => {
+                    return Err(self.corrupt(
+                        format!("audit entry {}", e.seq),
+                        "not a query entry of the known form",
+                    ));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Audit entries selected by `sql` (columns `seq, entry, prev_hash, hash`).
@@ -192,8 +227,18 @@ struct ExportCols {
     hash: Vec<String>,
 }
 
-/// Appends inside an open (immediate) transaction.
+/// Appends `event` inside an open (immediate) transaction.
 pub(crate) fn append_tx(
+    tx: &rusqlite::Transaction<'_>,
+    event: &AuditEvent,
+    actor: &str,
+) -> rusqlite::Result<i64> {
+    append_entry(tx, event.kind(), actor, event.fields())
+}
+
+/// Appends `{kind, actor, time, …fields}` (a field longer than [`audit::FIELD_LIMIT`]
+/// bounded) inside an open (immediate) transaction.
+fn append_entry(
     tx: &rusqlite::Transaction<'_>,
     kind: &str,
     actor: &str,
@@ -246,7 +291,7 @@ mod tests {
                         let mut m = Map::new();
                         m.insert("t".into(), json!(t));
                         m.insert("i".into(), json!(i));
-                        g.audit("test", "t", m).unwrap();
+                        g.audit_raw("test", "t", m).unwrap();
                     }
                 })
             })
@@ -273,8 +318,8 @@ mod tests {
                 let mut m = Map::new();
                 m.insert("query_id".into(), json!(format!("{i:032x}")));
                 m.insert("project".into(), json!("p1"));
-                append_tx(&tx, "query", "ada", m).unwrap();
-                append_tx(&tx, "auth.refused", "anonymous", Map::new()).unwrap();
+                append_entry(&tx, "query", "ada", m).unwrap();
+                append_entry(&tx, "auth.refused", "anonymous", Map::new()).unwrap();
             }
             tx.commit().unwrap();
         }
@@ -289,12 +334,12 @@ mod tests {
         // a new entry is found too
         let mut m = Map::new();
         m.insert("query_id".into(), json!("f".repeat(32)));
-        g.audit("query", "ada", m).unwrap();
+        g.audit_raw("query", "ada", m).unwrap();
         assert_eq!(g.audit_find_query(&"f".repeat(32)).unwrap()[0].seq, 101);
         // another kind with the same field is not a query entry
         let mut m = Map::new();
         m.insert("query_id".into(), json!("f".repeat(32)));
-        g.audit("other", "ada", m).unwrap();
+        g.audit_raw("other", "ada", m).unwrap();
         assert_eq!(g.audit_find_query(&"f".repeat(32)).unwrap().len(), 1);
         assert_eq!(g.audit_verify().unwrap(), Ok(102));
         // and SQLite answers it through the index, not by scanning the log
@@ -317,7 +362,7 @@ mod tests {
     fn export_writes_every_entry_to_parquet() {
         let (d, g) = store();
         for _ in 0..3 {
-            g.audit("x", "t", Map::new()).unwrap();
+            g.audit_raw("x", "t", Map::new()).unwrap();
         }
         let out = d.path().join("audit.parquet");
         assert_eq!(g.audit_export(&out).unwrap(), 3);
@@ -355,7 +400,7 @@ mod tests {
         let (_d, g) = store();
         let mut m = Map::new();
         m.insert("error".into(), json!("e".repeat(1 << 20)));
-        g.audit("query", "t", m).unwrap();
+        g.audit_raw("query", "t", m).unwrap();
         let e = &g.audit_tail(1).unwrap()[0].entry;
         assert!(e["error"].as_str().unwrap().len() <= audit::FIELD_LIMIT);
         assert_eq!(e["error_bytes"], 1 << 20);

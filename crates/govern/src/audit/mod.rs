@@ -29,9 +29,13 @@
 //! Long texts are stored as a bounded prefix with the SHA-256 and length of the whole
 //! ([`bound_text`]), so one request cannot write megabytes into the log.
 //!
-//! This module holds the format (canonical JSON, the hash, checkpoints); `log.rs` the
-//! store's appends, reads, lookups and export; `verify.rs` the store's verification.
+//! What an entry holds is typed: [`AuditEvent`] (`event.rs`), one variant per kind,
+//! whose serde form is the entry's one canonical form. This module holds the format
+//! (canonical JSON, the hash, bounded texts, checkpoints); `event.rs` the events;
+//! `log.rs` the store's appends, reads, lookups (a query's entries through an index)
+//! and export; `verify.rs` the store's verification.
 
+mod event;
 mod log;
 mod verify;
 
@@ -40,6 +44,7 @@ use std::collections::BTreeMap;
 use ring::digest;
 use serde_json::{Map, Value, json};
 
+pub use event::{AuditEvent, ExtractReleased, QueryEvent, RefusalCount, RequestEvent};
 pub(crate) use log::append_tx;
 pub use verify::Verified;
 

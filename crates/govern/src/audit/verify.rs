@@ -264,7 +264,7 @@ mod tests {
         for i in 0..6 {
             let mut m = Map::new();
             m.insert("n".into(), json!(i));
-            g.audit("test", "t", m).unwrap();
+            g.audit_raw("test", "t", m).unwrap();
         }
         assert_eq!(g.audit_verify().unwrap(), Ok(6));
         let conn = || g.conn();
@@ -312,7 +312,7 @@ mod tests {
         assert_eq!(g.audit_verify().unwrap().unwrap_err().seq, 2);
         // an insertion of a forged entry at the end (head not updated)
         let (d2, g2) = store();
-        g2.audit("a", "t", Map::new()).unwrap();
+        g2.audit_raw("a", "t", Map::new()).unwrap();
         g2.conn()
             .execute(
                 "INSERT INTO audit (seq, entry, prev_hash, hash) VALUES (2, '{}', 'x', 'y')",
@@ -323,8 +323,8 @@ mod tests {
         drop(d2);
         // the tail deleted
         let (_d3, g3) = store();
-        g3.audit("a", "t", Map::new()).unwrap();
-        g3.audit("b", "t", Map::new()).unwrap();
+        g3.audit_raw("a", "t", Map::new()).unwrap();
+        g3.audit_raw("b", "t", Map::new()).unwrap();
         g3.conn()
             .execute("DELETE FROM audit WHERE seq = 2", [])
             .unwrap();

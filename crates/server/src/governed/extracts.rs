@@ -7,8 +7,8 @@
 
 use dhub_extract::files::{ByteRange, Download, DownloadRefusal};
 use dhub_extract::{Manifest, files};
-use dhub_govern::{ExtractRecord, ExtractStatus, GovernError, Principal};
-use serde_json::{Map, Value, json};
+use dhub_govern::{AuditEvent, ExtractRecord, ExtractStatus, GovernError, Principal};
+use serde_json::{Value, json};
 
 use crate::error::{ApiError, Kind};
 use crate::governed::{Caller, Governed};
@@ -60,12 +60,13 @@ impl Governed {
                 "download": format!("/v1/extracts/{}/files/{{name}}", x.id),
             }));
         }
-        let mut m = Map::new();
-        m.insert("partner".into(), json!(p.researcher.name));
-        m.insert("project".into(), json!(p.project.id));
-        m.insert("client".into(), json!(caller.addr));
-        m.insert("extracts".into(), json!(out.len()));
-        self.audit("extract.list", &p.researcher.name, m).await?;
+        let event = AuditEvent::ExtractList {
+            partner: p.researcher.name.clone(),
+            project: p.project.id.clone(),
+            client: caller.addr.clone(),
+            extracts: out.len() as u64,
+        };
+        self.audit(event, &p.researcher.name).await?;
         Ok(json!({
             "partner": p.researcher.name,
             "project": p.project.id,
@@ -85,30 +86,22 @@ impl Governed {
     ) -> Result<Fetched, ApiError> {
         let range_asked = range.and_then(ByteRange::parse);
         let result = self.fetch(p, id, name, range_asked).await;
-        let mut m = Map::new();
-        m.insert("partner".into(), json!(p.researcher.name));
-        m.insert("project".into(), json!(p.project.id));
-        m.insert("extract".into(), json!(id));
-        m.insert("file".into(), json!(name));
-        m.insert("client".into(), json!(caller.addr));
-        m.insert(
-            "range".into(),
-            json!(range.map(|r| r.chars().take(64).collect::<String>())),
-        );
-        match &result {
-            Ok(Fetched::Ok(d, _)) => {
-                m.insert("outcome".into(), json!("ok"));
-                m.insert("bytes".into(), json!(d.range.end - d.range.start));
-            }
-            Ok(Fetched::Unsatisfiable(_)) => {
-                m.insert("outcome".into(), json!("range_not_satisfiable"));
-            }
-            Err(e) => {
-                m.insert("outcome".into(), json!(e.outcome()));
-            }
-        }
-        self.audit("extract.download", &p.researcher.name, m)
-            .await?;
+        let (outcome, bytes) = match &result {
+            Ok(Fetched::Ok(d, _)) => ("ok", Some(d.range.end - d.range.start)),
+            Ok(Fetched::Unsatisfiable(_)) => ("range_not_satisfiable", None),
+            Err(e) => (e.outcome(), None),
+        };
+        let event = AuditEvent::ExtractDownload {
+            partner: p.researcher.name.clone(),
+            project: p.project.id.clone(),
+            extract: id.to_owned(),
+            file: name.to_owned(),
+            client: caller.addr.clone(),
+            range: range.map(|r| r.chars().take(64).collect::<String>()),
+            outcome: outcome.to_owned(),
+            bytes,
+        };
+        self.audit(event, &p.researcher.name).await?;
         result
     }
 

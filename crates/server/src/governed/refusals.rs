@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use dhub_govern::{AuthFailure, Refused};
-use serde_json::{Map, Value, json};
+use dhub_govern::{AuditEvent, AuthFailure, RefusalCount, Refused};
+#[cfg(test)]
+use serde_json::{Map, Value};
 
 use crate::{Caller, Governed};
 
@@ -107,12 +108,8 @@ impl Refusals {
     }
 
     /// Takes the counts whose minute is over at `now` (every count when `all`), as
-    /// audit entries `(kind, actor, fields)`, oldest first.
-    pub(crate) fn take(
-        &self,
-        now: DateTime<Utc>,
-        all: bool,
-    ) -> Vec<(String, String, Map<String, Value>)> {
+    /// audit events with their actors, oldest first.
+    pub(crate) fn take_events(&self, now: DateTime<Utc>, all: bool) -> Vec<(AuditEvent, String)> {
         let minute = now.timestamp().div_euclid(60);
         let mut m = self
             .pending
@@ -132,33 +129,33 @@ impl Refusals {
         out.sort_by_key(|(_, t)| t.first);
         out.into_iter()
             .map(|(k, t)| {
-                let mut f = Map::new();
-                f.insert("client".into(), json!(k.client));
-                f.insert("via".into(), json!(k.via));
-                f.insert("role".into(), json!(k.role));
-                f.insert("reason".into(), json!(k.reason));
-                f.insert("count".into(), json!(t.count));
-                f.insert(
-                    "minute".into(),
-                    json!(
-                        DateTime::<Utc>::from_timestamp(k.minute * 60, 0)
-                            .map(|m| m.to_rfc3339_opts(SecondsFormat::Secs, true))
-                    ),
-                );
-                f.insert("first".into(), json!(ts(t.first)));
-                f.insert("last".into(), json!(ts(t.last)));
-                if let Some(p) = &k.project {
-                    f.insert("project".into(), json!(p));
+                let count = RefusalCount {
+                    client: k.client,
+                    via: k.via.to_owned(),
+                    role: k.role.to_owned(),
+                    reason: k.reason.to_owned(),
+                    count: t.count,
+                    minute: DateTime::<Utc>::from_timestamp(k.minute * 60, 0)
+                        .map(|m| m.to_rfc3339_opts(SecondsFormat::Secs, true)),
+                    first: ts(t.first),
+                    last: ts(t.last),
+                    project: k.project,
+                    researcher: None,
+                    partner: None,
                 }
-                let actor = match &k.holder {
-                    Some(name) => {
-                        f.insert(k.role.into(), json!(name));
-                        name.clone()
-                    }
-                    None => "anonymous".to_owned(),
-                };
-                ("auth.refused".to_owned(), actor, f)
+                .with_holder(k.holder.clone());
+                let actor = k.holder.unwrap_or_else(|| "anonymous".to_owned());
+                (AuditEvent::AuthRefused(count), actor)
             })
+            .collect()
+    }
+
+    /// [`Refusals::take_events`] as `(kind, actor, fields)` of the entries.
+    #[cfg(test)]
+    fn take(&self, now: DateTime<Utc>, all: bool) -> Vec<(String, String, Map<String, Value>)> {
+        self.take_events(now, all)
+            .into_iter()
+            .map(|(e, actor)| (e.kind().to_owned(), actor, e.fields()))
             .collect()
     }
 }
