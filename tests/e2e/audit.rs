@@ -442,6 +442,9 @@ fn a_store_written_by_the_previous_version_still_verifies() {
         for p in [d.join("checkpoints"), audit.clone()] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
+        // dhub refuses a governance file other local users may read
+        std::fs::set_permissions(d.join("govern.db"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
     }
     for e in std::fs::read_dir(fx.join("_audit")).unwrap() {
         let e = e.unwrap();
