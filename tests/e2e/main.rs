@@ -14,6 +14,7 @@ mod govern;
 mod hardening;
 mod ingest;
 mod keys;
+mod layout;
 mod pseudonym;
 mod queue;
 mod serve;

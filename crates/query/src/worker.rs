@@ -69,20 +69,40 @@ fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<
     w.flush()
 }
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut head = [0u8; 9];
-    match r.read_exact(&mut head) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+/// The frame header: one kind byte, then the payload length (u64, little-endian).
+const FRAME_HEAD: usize = 9;
+
+/// The end of the stream before a header (`Ok(None)`: the peer closed), or an error.
+fn frame_eof(e: std::io::Error) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        Ok(None)
+    } else {
+        Err(e)
     }
-    let len = u64::from_le_bytes(head[1..].try_into().unwrap_or_default());
+}
+
+/// The kind of a frame and a zeroed buffer for its payload, from its header; a length
+/// above [`MAX_FRAME`] is refused before anything is allocated.
+fn frame_payload(head: &[u8; FRAME_HEAD]) -> std::io::Result<(u8, Vec<u8>)> {
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&head[1..]);
+    let len = u64::from_le_bytes(len);
     if len > MAX_FRAME {
         return Err(std::io::Error::other("frame too large"));
     }
-    let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    let buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    Ok((head[0], buf))
+}
+
+/// Reads one frame (the worker's side, blocking); `None` when the stream ended.
+fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; FRAME_HEAD];
+    if let Err(e) = r.read_exact(&mut head) {
+        return frame_eof(e);
+    }
+    let (kind, mut buf) = frame_payload(&head)?;
     r.read_exact(&mut buf)?;
-    Ok(Some((head[0], buf)))
+    Ok(Some((kind, buf)))
 }
 
 /// Settings a worker is started with.
@@ -293,20 +313,15 @@ fn busy() -> QueryError {
     )
 }
 
+/// Reads one frame (the server's side, async): the same framing as [`read_frame`].
 async fn read_frame_async(r: &mut ChildStdout) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut head = [0u8; 9];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut head = [0u8; FRAME_HEAD];
+    if let Err(e) = r.read_exact(&mut head).await {
+        return frame_eof(e);
     }
-    let len = u64::from_le_bytes(head[1..].try_into().unwrap_or_default());
-    if len > MAX_FRAME {
-        return Err(std::io::Error::other("frame too large"));
-    }
-    let mut buf = vec![0u8; usize::try_from(len).map_err(std::io::Error::other)?];
+    let (kind, mut buf) = frame_payload(&head)?;
     r.read_exact(&mut buf).await?;
-    Ok(Some((head[0], buf)))
+    Ok(Some((kind, buf)))
 }
 
 /// An answer from a worker.

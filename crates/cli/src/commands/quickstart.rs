@@ -16,6 +16,50 @@ use crate::choices::SynthFormatChoice;
 /// the current directory.
 const SYNTHEA_PIPELINE: &str = include_str!("../../../../pipelines/synthea.toml");
 
+/// The demo researcher's token, written by the quickstart (mode 0600).
+const QUICKSTART_TOKEN: &str = "./dhub-data/quickstart.token";
+
+/// Where the shipped researcher views are written when `sql/views` is not in the
+/// current directory.
+const QUICKSTART_VIEWS: &str = "./dhub-data/views";
+
+/// The researcher views shipped with dhub (`sql/views`).
+const VIEWS: &[(&str, &str)] = &[
+    (
+        "demographics.sql",
+        include_str!("../../../../sql/views/demographics.sql"),
+    ),
+    (
+        "condition_episodes.sql",
+        include_str!("../../../../sql/views/condition_episodes.sql"),
+    ),
+];
+
+/// How the user ran dhub, for the "Next" lines: `cargo run --release -p dhub-cli --`
+/// when cargo started it (cargo sets `CARGO_MANIFEST_DIR` for the program it runs),
+/// `dhub` when that is what the shell finds, else the binary's path.
+fn invocation() -> String {
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_some() && std::env::var_os("CARGO").is_some() {
+        let release = if cfg!(debug_assertions) { "" } else { " --release" };
+        return format!("cargo run{release} -q -p dhub-cli --");
+    }
+    let exe = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("dhub"))
+            .find(|p| p.is_file())
+    });
+    match (exe, on_path) {
+        (Some(exe), Some(found))
+            if std::fs::canonicalize(&found).ok() == std::fs::canonicalize(&exe).ok() =>
+        {
+            "dhub".to_owned()
+        }
+        (Some(exe), _) => exe.display().to_string(),
+        (None, _) => "dhub".to_owned(),
+    }
+}
+
 pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
     let key_path = &global.key;
     if key_path.exists() {
@@ -92,21 +136,55 @@ pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
         release.key_id,
         store.url()
     );
+
+    // The researcher's side: a demo project over the release (aggregate mode, the default
+    // disclosure policy) and a researcher token in a file only this account can read.
+    let g = super::govern::open(global)?;
+    let project = g.create_project(
+        &dhub_govern::NewProject {
+            title: "quickstart demo".into(),
+            ..dhub_govern::NewProject::new(release.name.clone(), release.name.clone())
+        },
+        &super::govern::actor(),
+    )?;
+    let researcher = format!("demo-{}", release.name);
+    let token = g.add_researcher(&researcher, &project.id, None, &super::govern::actor())?;
+    let token_path = Path::new(QUICKSTART_TOKEN);
+    dhub_store::private::write_private(token_path, format!("{token}\n").as_bytes())
+        .with_context(|| format!("writing the demo researcher's token to {}", token_path.display()))?;
+    super::govern::after_change(global, &g)?;
+    eprintln!(
+        "quickstart: project {} ({} mode) over the release; researcher {researcher}'s token is in {QUICKSTART_TOKEN} (mode 0600)",
+        project.id, project.policy.mode
+    );
+
+    let dhub = invocation();
+    let views = if Path::new("sql/views").is_dir() {
+        String::new()
+    } else {
+        let dir = Path::new(QUICKSTART_VIEWS);
+        dhub_store::private::create_private_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        for (name, sql) in VIEWS {
+            let p = dir.join(name);
+            std::fs::write(&p, sql).with_context(|| format!("writing {}", p.display()))?;
+        }
+        format!(" --views {QUICKSTART_VIEWS}")
+    };
     println!();
     println!("Next:");
     println!(
-        "  dhub release show {}            # the release: table -> Delta version",
+        "  {dhub} release show {}    # the release: table -> Delta version",
         release.name
     );
     println!(
-        "  python -c \"import polars as pl; print(pl.read_delta('dhub-data/store/patients'))\""
+        "  echo 9999999999 | {dhub} pseudonym --entity person --format nhs    # the pseudonym of an id (opt-out lists)"
     );
     println!(
-        "  dhub pseudonym --entity person --format uuid < ids.txt   # pseudonyms of a list of ids (opt-outs)"
+        "  {dhub} serve{views}    # in a second terminal: the researchers' SQL endpoint on http://127.0.0.1:8080"
     );
-    println!("  dhub synth --format uk --patients 10000 --out ./dhub-data/raw/uk --defects 0.005");
     println!(
-        "  dhub ingest pipelines/uk-shared-care.toml --source ./dhub-data/raw/uk --opt-out ./dhub-data/raw/uk/opt_out.csv"
+        "  curl -s http://127.0.0.1:8080/v1/query -H \"Authorization: Bearer $(cat {QUICKSTART_TOKEN})\" -H 'Content-Type: application/json' -d '{{\"sql\": \"SELECT gender, count(*) AS n FROM patients GROUP BY gender\"}}'"
     );
     Ok(())
 }
