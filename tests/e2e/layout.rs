@@ -142,7 +142,9 @@ fn violations(names: &BTreeSet<String>, edges: &[Edge]) -> Vec<String> {
     for (from, to, kind) in edges {
         let ours = to.starts_with("dhub-");
         if ours {
-            let ok = allowed.get(from.as_str()).is_some_and(|a| a.contains(&to.as_str()))
+            let ok = allowed
+                .get(from.as_str())
+                .is_some_and(|a| a.contains(&to.as_str()))
                 || (kind == "dev"
                     && allowed_dev
                         .get(from.as_str())
@@ -186,8 +188,14 @@ fn a_wrong_edge_is_caught() {
     edges.push(("dhub-query".into(), "axum".into(), "normal".into()));
     let bad = violations(&names, &edges);
     assert_eq!(bad.len(), 3, "{bad:#?}");
-    assert!(bad[0].contains("dhub-deid depends on dhub-store"), "{bad:#?}");
-    assert!(bad[1].contains("dhub-store depends on dhub-query (dev)"), "{bad:#?}");
+    assert!(
+        bad[0].contains("dhub-deid depends on dhub-store"),
+        "{bad:#?}"
+    );
+    assert!(
+        bad[1].contains("dhub-store depends on dhub-query (dev)"),
+        "{bad:#?}"
+    );
     assert!(bad[2].contains("only dhub-server may"), "{bad:#?}");
 }
 
@@ -198,7 +206,10 @@ fn the_readme_layout_lists_every_crate() {
         .split("\n## Layout\n")
         .nth(1)
         .expect("README has a '## Layout' section");
-    let block = section.split("```").nth(1).expect("a code block of the layout");
+    let block = section
+        .split("```")
+        .nth(1)
+        .expect("a code block of the layout");
     let listed: BTreeSet<String> = block
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("crates/"))

@@ -117,12 +117,19 @@ fn quickstart_next_lines_work_as_printed() {
         .unwrap());
     let token_file = dir.path().join("dhub-data/quickstart.token");
     let token = std::fs::read_to_string(&token_file).unwrap();
-    assert!(!format!("{out}{err}").contains(token.trim()), "token printed");
+    assert!(
+        !format!("{out}{err}").contains(token.trim()),
+        "token printed"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "token file is readable by others: {mode:o}");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "token file is readable by others: {mode:o}"
+        );
     }
     let next: Vec<String> = out
         .split("Next:\n")
@@ -141,7 +148,10 @@ fn quickstart_next_lines_work_as_printed() {
     assert!(next.len() >= 4, "{out}");
     let bin = dhub_bin().display().to_string();
     for l in &next {
-        assert!(l.starts_with(&bin) || l.starts_with("echo ") || l.starts_with("curl "), "{l}");
+        assert!(
+            l.starts_with(&bin) || l.starts_with("echo ") || l.starts_with("curl "),
+            "{l}"
+        );
     }
     let port = free_port();
     let sh = |line: &str| {
@@ -163,14 +173,12 @@ fn quickstart_next_lines_work_as_printed() {
         .expect("a serve line");
     for l in &next[..serve] {
         let o = sh(l).output().unwrap();
-        assert!(
-            o.status.success(),
-            "`{l}` failed: {}",
-            text(&o.stderr)
-        );
+        assert!(o.status.success(), "`{l}` failed: {}", text(&o.stderr));
     }
     let mut server = sh(&next[serve]);
-    server.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    server
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
     let _server = Child(server.spawn().unwrap());
     wait_for_port(port, 60, "the printed serve command");
     let query = next
@@ -179,8 +187,8 @@ fn quickstart_next_lines_work_as_printed() {
         .expect("a query line");
     let o = sh(query).output().unwrap();
     assert!(o.status.success(), "`{query}` failed: {}", text(&o.stderr));
-    let answer: serde_json::Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)));
+    let answer: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o.stdout)));
     let body = answer.to_string();
     assert!(body.contains("\"gender\""), "{body}");
     assert!(body.contains("\"n\""), "{body}");

@@ -378,7 +378,7 @@ fn write_checkpoint(
 }
 
 /// After a change to the governance store: a checkpoint when the audit key is here.
-fn after_change(global: &Global, g: &Govern) -> anyhow::Result<()> {
+pub fn after_change(global: &Global, g: &Govern) -> anyhow::Result<()> {
     if !global.audit_key.exists() {
         eprintln!(
             "note: no audit key at {}, so no signed checkpoint of the audit log was made (`dhub keys generate-audit` makes one)",

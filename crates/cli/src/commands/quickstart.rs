@@ -40,7 +40,11 @@ const VIEWS: &[(&str, &str)] = &[
 /// `dhub` when that is what the shell finds, else the binary's path.
 fn invocation() -> String {
     if std::env::var_os("CARGO_MANIFEST_DIR").is_some() && std::env::var_os("CARGO").is_some() {
-        let release = if cfg!(debug_assertions) { "" } else { " --release" };
+        let release = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
         return format!("cargo run{release} -q -p dhub-cli --");
     }
     let exe = std::env::current_exe().ok();
@@ -150,8 +154,14 @@ pub fn run(global: &Global, args: &QuickstartArgs) -> anyhow::Result<()> {
     let researcher = format!("demo-{}", release.name);
     let token = g.add_researcher(&researcher, &project.id, None, &super::govern::actor())?;
     let token_path = Path::new(QUICKSTART_TOKEN);
-    dhub_store::private::write_private(token_path, format!("{token}\n").as_bytes())
-        .with_context(|| format!("writing the demo researcher's token to {}", token_path.display()))?;
+    dhub_store::private::write_private(token_path, format!("{token}\n").as_bytes()).with_context(
+        || {
+            format!(
+                "writing the demo researcher's token to {}",
+                token_path.display()
+            )
+        },
+    )?;
     super::govern::after_change(global, &g)?;
     eprintln!(
         "quickstart: project {} ({} mode) over the release; researcher {researcher}'s token is in {QUICKSTART_TOKEN} (mode 0600)",
