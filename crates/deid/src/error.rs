@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum KeyError {
     /// The secure random generator failed.
-    #[error("the system's secure random generator failed; no key was made")]
+    #[error(
+        "the system's secure random generator failed, so no key, token or identifier was made from it; retry, and check the system's entropy source"
+    )]
     Random,
     /// The key text is not 64 hex characters.
     #[error(

@@ -246,7 +246,7 @@ const HEX_PAIRS: [[u8; 2]; 256] = {
     t
 };
 
-fn hex_val(c: u8) -> Option<u8> {
+pub(crate) fn hex_val(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -24,6 +24,7 @@
 //! | date shift | `HMAC-SHA256(K("date-shift"), person pseudonym)`: first 8 bytes big-endian `v`, shift = `v mod (2·range + 1) − range` days ([`DateShifter`]) | [`shift`] |
 //! | project pseudonym | first 16 bytes, hex, of `HMAC-SHA256(K("project:<id>"), research pseudonym)` ([`Pseudonymiser::for_project`]) | `pseudonym` |
 //! | project key id | first 8 bytes, hex, of `HMAC-SHA256(K("project:<id>"), "dhub key id")` ([`project_key_id`], [`DomainKey::key_id`]) | `key` |
+//! | random identifiers and hex | query, run and extract ids, token bytes: the system's secure generator ([`random_id`], [`random_bytes`]); lowercase hex ([`hex`]), the one encoder of the workspace | [`ids`] |
 //!
 //! ## Column rules
 //!
@@ -68,6 +69,7 @@
 pub mod domain;
 pub mod error;
 pub mod geo;
+pub mod ids;
 mod key;
 mod keyfile;
 mod memo;
@@ -79,6 +81,7 @@ pub mod temporal;
 
 pub use domain::{Domain, validate_name};
 pub use error::{KeyError, Reason, RuleError};
+pub use ids::{hex, random_bytes, random_id, unhex};
 pub use key::{DomainKey, HKDF_SALT, KEY_LEN, KeyId, MasterKey, project_key_id};
 pub use keyfile::{check_secret_file_mode, write_secret_file};
 pub use memo::CachedPseudonymiser;

@@ -13,7 +13,7 @@ use ring::signature::{self, KeyPair};
 use zeroize::Zeroizing;
 
 use crate::error::{ExtractError, Result};
-use crate::spec::hex;
+use dhub_deid::{hex, unhex};
 
 /// The signing key pair.
 pub struct SigningKey {
@@ -33,19 +33,6 @@ fn key_err(path: &Path, message: impl Into<String>) -> ExtractError {
         path: path.to_owned(),
         message: message.into(),
     }
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().as_bytes();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.chunks_exact(2)
-        .map(|p| {
-            let v = |c: u8| (c as char).to_digit(16);
-            Some((v(p[0])? as u8) << 4 | v(p[1])? as u8)
-        })
-        .collect()
 }
 
 impl SigningKey {

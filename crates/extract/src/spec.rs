@@ -110,7 +110,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
-pub(crate) use dhub_govern::audit::hex;
+pub(crate) use dhub_deid::hex;
 
 impl ExtractSpec {
     /// Parses and checks a spec's text (`path` names it in errors).

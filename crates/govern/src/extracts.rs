@@ -6,7 +6,6 @@
 //! nothing that was approved.
 
 use chrono::{DateTime, Utc};
-use ring::rand::SecureRandom;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
@@ -157,15 +156,8 @@ fn row_to_extract(r: &rusqlite::Row<'_>) -> rusqlite::Result<ExtractRecord> {
 }
 
 fn new_id() -> Result<String> {
-    let mut raw = [0u8; 4];
-    ring::rand::SystemRandom::new()
-        .fill(&mut raw)
-        .map_err(|_| GovernError::Invalid("the system random generator failed".into()))?;
-    Ok(format!(
-        "ext-{}-{}",
-        now().format("%Y%m%d"),
-        crate::audit::hex(&raw)
-    ))
+    let suffix = dhub_deid::random_id(4).map_err(|e| GovernError::Invalid(e.to_string()))?;
+    Ok(format!("ext-{}-{suffix}", now().format("%Y%m%d")))
 }
 
 /// A step of the workflow after the request, as audited.

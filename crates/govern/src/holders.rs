@@ -5,7 +5,6 @@
 
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, Utc};
-use ring::rand::SecureRandom;
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 
@@ -196,10 +195,7 @@ impl Govern {
         actor: &str,
     ) -> Result<String> {
         check_name(holder.name_kind(), name)?;
-        let mut raw = [0u8; 32];
-        ring::rand::SystemRandom::new()
-            .fill(&mut raw)
-            .map_err(|_| GovernError::Invalid("the system random generator failed".into()))?;
+        let raw = dhub_deid::random_bytes(32).map_err(|e| GovernError::Invalid(e.to_string()))?;
         let token = format!(
             "{TOKEN_PREFIX}{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)

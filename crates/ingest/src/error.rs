@@ -98,6 +98,9 @@ pub enum IngestError {
     /// The research store failed.
     #[error(transparent)]
     Store(#[from] dhub_store::StoreError),
+    /// The run id could not be drawn (the system's secure random generator failed).
+    #[error(transparent)]
+    Random(#[from] dhub_deid::KeyError),
     /// Writing the quarantine failed.
     #[error("quarantine {location}: {message}")]
     Quarantine {

@@ -215,13 +215,6 @@ async fn prepare(
     })
 }
 
-fn random_suffix() -> String {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 4];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Runs `pipeline`: every table is written and staged first; only when all succeeded
 /// (reconciled, under their reject rate) is each committed. Returns the report.
 pub async fn run(
@@ -288,7 +281,11 @@ pub async fn run(
     }
 
     // 2. stage every table
-    let run_id = format!("{}-{}", started.format("%Y%m%dT%H%M%SZ"), random_suffix());
+    let run_id = format!(
+        "{}-{}",
+        started.format("%Y%m%dT%H%M%SZ"),
+        dhub_deid::random_id(4)?
+    );
     let mut staged: Vec<(Staged, TableReport, Option<String>)> = Vec::new();
     for prep in prepared {
         let (s, report, person) = ingest_table(

@@ -332,11 +332,7 @@ impl Pipeline {
             ));
         }
         use ring::digest;
-        let sha256 = digest::digest(&digest::SHA256, text.as_bytes())
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = dhub_deid::hex(digest::digest(&digest::SHA256, text.as_bytes()).as_ref());
         Ok(Self {
             name,
             description: raw.description,

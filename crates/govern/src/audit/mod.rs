@@ -182,16 +182,8 @@ pub fn chain_hash(prev: &str, seq: i64, json: &str) -> String {
     hex(ctx.finish().as_ref())
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(H[usize::from(b >> 4)]));
-        s.push(char::from(H[usize::from(b & 15)]));
-    }
-    s
-}
+/// Lowercase hex: the workspace's one encoder ([`dhub_deid::hex`]).
+pub use dhub_deid::{hex, unhex};
 
 /// Checks a chain entry by entry, in stored order, without holding it in memory.
 #[derive(Debug)]
@@ -411,20 +403,6 @@ impl Checkpoint {
         }
         Ok(cp)
     }
-}
-
-/// Bytes from hex (either case); `None` unless every character is a hex digit.
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim().as_bytes();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.chunks_exact(2)
-        .map(|p| {
-            let v = |c: u8| (c as char).to_digit(16);
-            Some(((v(p[0])? as u8) << 4) | v(p[1])? as u8)
-        })
-        .collect()
 }
 
 /// Compares the chain with the checkpoints: `hashes` holds the stored hash at each
