@@ -69,6 +69,15 @@ pub use names::{check_name, parse_date};
 pub use projects::{Approval, Grant, Mode, NewProject, OutputPolicy, Project, Suppression};
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
+/// A random identifier (16 bytes from the system's secure generator, as 32 hex
+/// characters): query ids, Flight SQL handles ([`dhub_deid::random_id`]).
+///
+/// # Errors
+/// [`GovernError::Invalid`] when the generator fails: never a predictable id.
+pub fn new_id() -> Result<String> {
+    dhub_deid::random_id(16).map_err(|e| GovernError::Invalid(e.to_string()))
+}
+
 /// The governance store.
 #[derive(Debug)]
 pub struct Govern {

@@ -523,7 +523,7 @@ impl FlightSqlService for DhubFlightSql {
         let IpcMessage(schema) = SchemaAsIpc::new(&plain_schema(&answered.output.schema), &options)
             .try_into()
             .map_err(internal)?;
-        let handle = crate::governed::new_id();
+        let handle = crate::governed::new_id().map_err(Status::from)?;
         let who = p.researcher.name.clone();
         // the first answer waits in the researcher's answer budget like any other
         let first = self.keep(&who, answered);

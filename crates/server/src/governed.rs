@@ -81,11 +81,8 @@ pub struct Governed {
 }
 
 /// A new random id (128 bits, hex).
-pub fn new_id() -> String {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 16];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+pub fn new_id() -> Result<String, ApiError> {
+    Ok(dhub_govern::new_id()?)
 }
 
 /// The 429 of a request the admission queue did not take.
@@ -312,7 +309,7 @@ impl Governed {
         sql: &str,
         caller: &Caller,
     ) -> Result<Answered, ApiError> {
-        let id = new_id();
+        let id = new_id()?;
         let started = Instant::now();
         let mut queued = Duration::ZERO;
         let result: Result<QueryOutput, ApiError> = async {
