@@ -3,7 +3,7 @@
 # PATIENTS patients, an aggregate-mode project with 128 researchers, `dhub serve` with
 # its default worker, per-researcher and queue settings (extra flags in SERVE_FLAGS),
 # then 1, 8, 32 and 128 researchers at once, each sending a small aggregate query in a
-# loop for DURATION seconds (scripts/bench/queue.py, Python standard library only).
+# loop for DURATION seconds (scripts/bench/queue_load.py, Python standard library only).
 # Only on 127.0.0.1.
 #
 #   scripts/bench/queue.sh [PATIENTS] [DURATION]        # defaults 10000, 15
@@ -43,4 +43,4 @@ SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
 echo "## $PATIENTS patients, ${DURATION} s per level, dhub serve ${SERVE_FLAGS:-(defaults)}"
-python3 "$ROOT/scripts/bench/queue.py" "http://127.0.0.1:$PORT" tokens "$DURATION"
+python3 "$ROOT/scripts/bench/queue_load.py" "http://127.0.0.1:$PORT" tokens "$DURATION"

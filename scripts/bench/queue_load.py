@@ -7,7 +7,7 @@ DURATION seconds; N is 1, 8, 32 and 128 by default. Prints one Markdown table ro
 level: answers per second, p50 and p99 latency of the answered queries, the share of
 429 refusals and of other errors. Standard library only.
 
-    queue.py BASE_URL TOKENS_FILE [DURATION] [LEVELS]   # LEVELS like 1,8,32,128
+    queue_load.py BASE_URL TOKENS_FILE [DURATION] [LEVELS]   # LEVELS like 1,8,32,128
 """
 
 import http.client
