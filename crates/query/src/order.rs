@@ -31,7 +31,7 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, EmitTo, GroupsAccumulator, Signature, Volatility,
 };
 
-use crate::persons::{for_each_person, hash_bytes};
+use crate::persons::{Zeros, for_each_person, hash_bytes};
 
 /// The function's name in plans.
 pub const NAME: &str = "dhub_order_bound";
@@ -72,7 +72,10 @@ impl AggregateUDFImpl for OrderBound {
         Ok(DataType::Float64)
     }
     fn accumulator(&self, _: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(Single(self.groups())))
+        Ok(Box::new(Single {
+            bounds: self.groups(),
+            zeros: Zeros::default(),
+        }))
     }
     fn state_fields(&self, _: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(crate::persons::list_fields(&[
@@ -302,36 +305,41 @@ impl GroupsAccumulator for Bounds {
     }
 }
 
-/// The bound of a query without `GROUP BY`: one group.
+/// The bound of a query without `GROUP BY`: one group, run on [`Bounds`] with group
+/// index 0 for every row (the indices kept between batches).
 #[derive(Debug)]
-struct Single(Bounds);
+struct Single {
+    bounds: Bounds,
+    zeros: Zeros,
+}
 
 impl Accumulator for Single {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
-        let n = values[0].len();
-        GroupsAccumulator::update_batch(&mut self.0, values, &vec![0; n], None, 1)
+        let zeros = self.zeros.get(values[0].len());
+        GroupsAccumulator::update_batch(&mut self.bounds, values, zeros, None, 1)
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.0.groups.resize_with(1, Smallest::new);
-        ScalarValue::try_from_array(&self.0.evaluate_sets(&self.0.groups), 0)
+        self.bounds.groups.resize_with(1, Smallest::new);
+        ScalarValue::try_from_array(&self.bounds.evaluate_sets(&self.bounds.groups), 0)
     }
 
     fn size(&self) -> usize {
-        GroupsAccumulator::size(&self.0)
+        GroupsAccumulator::size(&self.bounds) + self.zeros.size()
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.0.groups.resize_with(1, Smallest::new);
-        Bounds::lists(&self.0.groups)?
+        self.bounds.groups.resize_with(1, Smallest::new);
+        Bounds::lists(&self.bounds.groups)?
             .iter()
             .map(|l| ScalarValue::try_from_array(l, 0))
             .collect()
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
-        self.0.groups.resize_with(1, Smallest::new);
-        self.0.merge(states, &vec![0; states[0].len()]);
+        self.bounds.groups.resize_with(1, Smallest::new);
+        let zeros = self.zeros.get(states[0].len());
+        self.bounds.merge(states, zeros);
         Ok(())
     }
 }
